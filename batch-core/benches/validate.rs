@@ -1,0 +1,2 @@
+//! Placeholder (the validation benchmark is being written).
+fn main() {}

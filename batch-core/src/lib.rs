@@ -1,0 +1,52 @@
+//! Kubernetes-grade batch semantics as a library.
+//!
+//! `batch-core` holds the typed `batch/v1` [`model`] (reads real Kubernetes YAML and JSON),
+//! the API server's [`defaults`] and [`validation`], the manifest [`loader`], and — in later
+//! releases — pure state machines for Jobs and CronJobs. Everything here is deterministic:
+//! no I/O, no clock, no randomness. Time is always a parameter.
+//!
+//! ```
+//! use batch_core::{defaults, loader, validation};
+//!
+//! let yaml = r#"
+//! apiVersion: batch/v1
+//! kind: Job
+//! metadata: {name: pi}
+//! spec:
+//!   template:
+//!     spec:
+//!       restartPolicy: Never
+//!       containers: [{name: pi, image: perl, command: [perl, -le, "print 1"]}]
+//! "#;
+//! let docs = loader::load_str(yaml, "job.yaml").expect("valid YAML");
+//! let Some(batch_core::model::Manifest::Job(mut job)) = docs[0].object.clone() else { panic!("a Job") };
+//! defaults::prepare_job_for_create(&mut job, "example-uid");
+//! validation::validate_job(&job).expect("a valid Job");
+//! assert_eq!(job.spec.completions, Some(1));
+//! assert_eq!(job.spec.backoff_limit, Some(6));
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `runtime` | no | the async runner and system clock (a later release; pulls in tokio) |
+//! | `conformance` | no | the shared executor conformance suite (testing only, not semver-stable) |
+//!
+//! With no features the crate is pure: it has no async runtime and no I/O dependency.
+//!
+//! # Minimum supported Rust version
+//!
+//! The MSRV is the `rust-version` in `Cargo.toml` (currently 1.88). Raising it is a minor
+//! version change and is noted in the changelog.
+//!
+//! # Guide
+//!
+//! The user guide lives in the repository's `docs/` folder; choices the Kubernetes sources
+//! leave open are recorded in `docs/decisions/`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod defaults;
+pub mod loader;
+pub mod model;
+pub mod validation;

@@ -1,0 +1,2 @@
+//! The `batch` command line (placeholder while the CLI is written).
+fn main() {}
