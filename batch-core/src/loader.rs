@@ -65,6 +65,40 @@ pub struct Document {
     pub problems: ValidationErrors,
 }
 
+/// UID given to a Job without one while [`Document::validate`] checks it. The API server
+/// assigns a random UID on create; any non-empty value validates the same way.
+pub const PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
+
+impl Document {
+    /// Everything wrong with this document, as the API server would report it on a create:
+    /// the loading problems (kind, apiVersion) first, then the validation errors of a
+    /// defaulted copy of the object.
+    ///
+    /// A Job is prepared with [`crate::defaults::prepare_job_for_create`] (using
+    /// [`PLACEHOLDER_UID`] when it has no UID); a CronJob with
+    /// [`crate::defaults::default_cron_job`]. The document itself is not changed.
+    pub fn validate(&self) -> ValidationErrors {
+        let mut errors = self.problems.clone();
+        let validated = match &self.object {
+            Some(Manifest::Job(job)) => {
+                let mut job = (**job).clone();
+                crate::defaults::prepare_job_for_create(&mut job, PLACEHOLDER_UID);
+                crate::validation::validate_job(&job)
+            }
+            Some(Manifest::CronJob(cron_job)) => {
+                let mut cron_job = (**cron_job).clone();
+                crate::defaults::default_cron_job(&mut cron_job);
+                crate::validation::validate_cron_job(&cron_job)
+            }
+            None => Ok(()),
+        };
+        if let Err(more) = validated {
+            errors.0.extend(more.0);
+        }
+        errors
+    }
+}
+
 /// A source could not be read as manifests.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -127,12 +161,15 @@ impl ParseError {
 
 /// The message of a YAML error without the position suffix the YAML library appends.
 fn yaml_message(err: &serde_norway::Error) -> String {
-    let text = err.to_string();
+    let mut text = err.to_string();
     if let Some(loc) = err.location() {
         let suffix = format!(" at line {} column {}", loc.line(), loc.column());
         if let Some(stripped) = text.strip_suffix(&suffix) {
-            return stripped.trim_end_matches(',').to_owned();
+            text = stripped.trim_end_matches(',').to_owned();
         }
+    }
+    if text.contains("tab character") {
+        text.push_str(" (YAML indentation must use spaces, not tabs)");
     }
     text
 }
@@ -262,10 +299,10 @@ fn document_from_value(value: serde_norway::Value, index: usize) -> Result<Docum
             None
         }
     };
-    if object.is_some() {
-        if let Some(problem) = api_version_problem(&kind, &api_version) {
-            problems.push(problem);
-        }
+    if object.is_some()
+        && let Some(problem) = api_version_problem(&kind, &api_version)
+    {
+        problems.push(problem);
     }
     Ok(Document {
         index,
@@ -336,13 +373,12 @@ fn locate_typed_error(
     let mut out = ParseError::new(origin, message);
     out.document = Some(index);
     out.path = path;
-    if let Some(de) = serde_norway::Deserializer::from_str(src).nth(position) {
-        if let Err(e) = serde::de::DeserializeSeed::deserialize(Seek(&segments), de) {
-            if let Some(loc) = e.location() {
-                out.line = Some(loc.line());
-                out.column = Some(loc.column());
-            }
-        }
+    if let Some(de) = serde_norway::Deserializer::from_str(src).nth(position)
+        && let Err(e) = serde::de::DeserializeSeed::deserialize(Seek(&segments), de)
+        && let Some(loc) = e.location()
+    {
+        out.line = Some(loc.line());
+        out.column = Some(loc.column());
     }
     out
 }

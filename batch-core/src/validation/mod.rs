@@ -252,11 +252,9 @@ impl fmt::Display for FieldError {
             self.kind,
             ErrorKind::Required | ErrorKind::Forbidden | ErrorKind::TooLong { .. }
         );
-        if shows_value {
-            if let Some(value) = &self.bad_value {
-                // Strings are quoted, everything else printed as JSON.
-                write!(f, ": {value}")?;
-            }
+        // Strings are quoted, everything else printed as JSON.
+        if shows_value && let Some(value) = &self.bad_value {
+            write!(f, ": {value}")?;
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
