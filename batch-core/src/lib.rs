@@ -46,6 +46,7 @@
 //! leave open are recorded in `docs/decisions/`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cron;
 pub mod defaults;
 pub mod loader;
 pub mod model;

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod schedule;
 mod validate;
 
 /// Kubernetes batch/v1 Jobs and CronJobs, anywhere.
@@ -29,20 +30,34 @@ enum Command {
     /// Prints one JSON object per document (or kubectl-style lines with --human).
     /// Exit status: 0 all valid, 1 a document is invalid, 2 a file could not be read or parsed.
     Validate(validate::Args),
+    /// Print the next fire times of a cron schedule.
+    ///
+    /// One RFC 3339 UTC time per line, strictly after --after. Exit status: 0 printed (possibly
+    /// nothing, if the schedule never fires within 5 years), 1 invalid schedule or zone.
+    Schedule(schedule::Args),
 }
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            // Help and version go to stdout with success; usage errors are input errors.
-            let code = if err.use_stderr() { 2 } else { 0 };
-            let _ = err.print();
-            return ExitCode::from(code);
+            // Help and version go to stdout with success; a usage error is an input error,
+            // reported on one line.
+            if !err.use_stderr() {
+                let _ = err.print();
+                return ExitCode::SUCCESS;
+            }
+            let rendered = err.render().to_string();
+            eprintln!(
+                "{}",
+                rendered.lines().next().unwrap_or("error: invalid usage")
+            );
+            return ExitCode::from(2);
         }
     };
     let outcome = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Schedule(args) => schedule::run(&args),
     };
     ExitCode::from(outcome.code())
 }
