@@ -4,6 +4,33 @@
 //! [`FieldError`] with the Kubernetes field path (`spec.template.spec.containers[0].image`),
 //! the Kubernetes error type, the offending value and a detail message.
 //!
+//! Rules covered (paths shown for a Job; a CronJob's job template has them under
+//! `spec.jobTemplate.spec`):
+//!
+//! - metadata: `name` (DNS-1123 subdomain; required unless `generateName` is set),
+//!   `generateName`, `namespace` (DNS-1123 label when set), `labels` (qualified-name keys,
+//!   label values), `annotations` (qualified-name keys, 256 KiB in total);
+//! - the generated selector: `metadata.uid`, the four generated template labels,
+//!   "`selector` not auto-generated"; `spec.selector` required, valid, and matching the
+//!   template labels;
+//! - every create rule of a Job spec: non-negative counts, `completionMode`, Indexed limits,
+//!   `backoffLimitPerIndex`/`maxFailedIndexes`, `podFailurePolicy`, `successPolicy`
+//!   (including the strict interval format of `succeededIndexes`), `podReplacementPolicy`,
+//!   `managedBy`, the Indexed hostname rule on `metadata.name`, and `restartPolicy`
+//!   (only `OnFailure` or `Never`; `Always` or empty is `FieldValueRequired` with the valid
+//!   values, any other value `FieldValueNotSupported`);
+//! - the pod template: labels and annotations (reported at `spec.template.labels` and
+//!   `spec.template.annotations`, as Kubernetes does), containers and init containers
+//!   (names, images, `restartPolicy`, environment, volume mounts, `imagePullPolicy`,
+//!   resource names and quantities, requests within limits), volumes (names, exactly one
+//!   source, `hostPath`, `downwardAPI`), `activeDeadlineSeconds`,
+//!   `terminationGracePeriodSeconds`, `hostname`, `subdomain`;
+//! - CronJobs: the name (at most 52 characters), `schedule` (robfig/cron syntax, no `TZ`),
+//!   `timeZone`, `startingDeadlineSeconds`, `concurrencyPolicy`, history limits, the job
+//!   template's `selector`/`manualSelector`, labels and annotations.
+//!
+//! Update-only rules (immutability) are not checked.
+//!
 //! Validation expects a defaulted object: run [`crate::defaults`] first
 //! ([`crate::defaults::prepare_job_for_create`] for a Job about to be created), as the API
 //! server does.
@@ -21,7 +48,8 @@
 //! assert!(paths.contains(&"spec.completions".to_string()));
 //! // The empty restartPolicy was defaulted to Always, which a Job does not accept.
 //! let restart = errors.iter().find(|e| e.path.to_string() == "spec.template.spec.restartPolicy").unwrap();
-//! assert!(matches!(restart.kind, ErrorKind::NotSupported { .. }));
+//! assert!(matches!(restart.kind, ErrorKind::Required));
+//! assert_eq!(restart.detail, r#"valid values: "OnFailure", "Never""#);
 //! ```
 
 use std::fmt;
@@ -199,23 +227,30 @@ impl FieldError {
         Self::new(path, ErrorKind::Forbidden, None, detail)
     }
 
+    /// `Invalid value` where Kubernetes shows no value (its `OmitValueType`).
+    pub fn invalid_without_value(path: FieldPath, detail: impl Into<String>) -> Self {
+        Self::new(path, ErrorKind::Invalid, None, detail)
+    }
+
     /// `Too long`: the value is longer than `max` bytes.
     pub fn too_long(path: FieldPath, bad_value: impl Into<serde_json::Value>, max: usize) -> Self {
+        let unit = if max == 1 { "byte" } else { "bytes" };
         Self::new(
             path,
             ErrorKind::TooLong { max },
             Some(bad_value.into()),
-            format!("may not be more than {max} bytes"),
+            format!("may not be more than {max} {unit}"),
         )
     }
 
     /// `Too many`: a list of `actual` items where at most `max` are allowed.
     pub fn too_many(path: FieldPath, actual: usize, max: usize) -> Self {
+        let unit = if max == 1 { "item" } else { "items" };
         Self::new(
             path,
             ErrorKind::TooMany { max },
             Some(actual.into()),
-            format!("must have at most {max} items"),
+            format!("must have at most {max} {unit}"),
         )
     }
 
@@ -322,3 +357,70 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+/// Quotes a string the way Go's `strconv.Quote` (`%q`) does, for messages that embed values.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => {
+                let n = c as u32;
+                if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Formats a list of strings as Go's `%q` prints a `[]string`: `["a" "b"]`.
+pub(crate) fn go_quote_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_quote_escapes_like_strconv_quote() {
+        assert_eq!(go_quote("a\"b"), r#""a\"b""#);
+        assert_eq!(go_quote("tab\there"), r#""tab\there""#);
+        assert_eq!(go_quote("\u{1}"), r#""\x01""#);
+        assert_eq!(go_quote("µs"), "\"µs\"");
+        assert_eq!(go_quote_list(&["In", "NotIn"]), r#"["In" "NotIn"]"#);
+    }
+
+    #[test]
+    fn too_long_and_too_many_use_singular_for_one() {
+        let p = FieldPath::new("x");
+        assert_eq!(
+            FieldError::too_long(p.clone(), "ab", 1).detail,
+            "may not be more than 1 byte"
+        );
+        assert_eq!(
+            FieldError::too_many(p, 2, 1).detail,
+            "must have at most 1 item"
+        );
+    }
+}
