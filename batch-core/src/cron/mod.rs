@@ -487,6 +487,25 @@ fn truncate_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
+/// A fire time found by the search, with the UTC offset in force at it.
+#[derive(Clone, Copy)]
+struct Candidate {
+    time: DateTime<Utc>,
+    offset: i64,
+    scheduled: NaiveDateTime,
+    dst: DstEffect,
+}
+
+impl Candidate {
+    fn fire(self) -> Fire {
+        Fire {
+            time: self.time,
+            scheduled: self.scheduled,
+            dst: self.dst,
+        }
+    }
+}
+
 /// The fire-time search of a five-field schedule in one zone under one policy.
 ///
 /// The fire times are the instants the matching local wall times map to (per the policy).
@@ -511,25 +530,44 @@ impl Search {
         )
     }
 
-    fn wall(&self, t: DateTime<Utc>) -> NaiveDateTime {
-        self.tz.from_utc_datetime(&t.naive_utc()).naive_local()
+    /// The local wall time at `t` and the UTC offset there, with one zone lookup.
+    fn wall_and_offset(&self, t: DateTime<Utc>) -> (NaiveDateTime, i64) {
+        let offset = self.offset(t);
+        let wall = t
+            .naive_utc()
+            .checked_add_signed(Duration::seconds(offset))
+            .unwrap_or_else(|| t.naive_utc());
+        (wall, offset)
     }
 
-    /// Whether the UTC offset changes between `a` and `b`.
-    fn transition_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
-        self.offset(a) != self.offset(b)
+    fn wall(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        self.wall_and_offset(t).0
+    }
+
+    /// Whether the UTC offset at `t` differs from `offset` (a transition lies between).
+    fn offset_differs(&self, t: Option<DateTime<Utc>>, offset: i64) -> bool {
+        t.is_none_or(|t| self.offset(t) != offset)
     }
 
     fn next(&self, after: DateTime<Utc>) -> Option<Fire> {
-        let wall_after = floor_minute(self.wall(after));
+        self.next_candidate(after).map(Candidate::fire)
+    }
+
+    fn prev(&self, at: DateTime<Utc>) -> Option<Fire> {
+        self.prev_candidate(at).map(Candidate::fire)
+    }
+
+    fn next_candidate(&self, after: DateTime<Utc>) -> Option<Candidate> {
+        let (wall_after, offset_after) = self.wall_and_offset(after);
+        let wall_after = floor_minute(wall_after);
         let limit_year = wall_after.year().saturating_add(SEARCH_YEARS);
-        let look_back = self.transition_between(after, after.checked_add_signed(MAX_SHIFT)?);
+        let look_back = self.offset_differs(after.checked_add_signed(MAX_SHIFT), offset_after);
         let mut w = if look_back {
             wall_after.checked_sub_signed(MAX_SHIFT)?
         } else {
             wall_after
         };
-        let mut best: Option<Fire> = None;
+        let mut best: Option<Candidate> = None;
         let mut stop: Option<NaiveDateTime> = None;
         loop {
             let Some(found) = next_match(&self.fields, w, limit_year) else {
@@ -542,15 +580,17 @@ impl Search {
             for fire in self.resolve(w).into_iter().flatten() {
                 if fire.time > after && best.is_none_or(|b| fire.time < b.time) {
                     best = Some(fire);
-                    let near = fire
-                        .time
-                        .checked_sub_signed(MAX_SHIFT)
-                        .is_none_or(|before| self.transition_between(before, fire.time));
-                    let wall = self.wall(fire.time).max(w);
+                    // Later wall times can only map to earlier instants if the clock went
+                    // back shortly before this fire time.
+                    let near =
+                        self.offset_differs(fire.time.checked_sub_signed(MAX_SHIFT), fire.offset);
                     stop = Some(if near {
-                        wall.checked_add_signed(MAX_SHIFT).unwrap_or(wall)
+                        self.wall(fire.time)
+                            .max(w)
+                            .checked_add_signed(MAX_SHIFT)
+                            .unwrap_or(w)
                     } else {
-                        wall
+                        w
                     });
                 }
             }
@@ -561,16 +601,17 @@ impl Search {
         }
     }
 
-    fn prev(&self, at: DateTime<Utc>) -> Option<Fire> {
-        let wall_at = floor_minute(self.wall(at));
+    fn prev_candidate(&self, at: DateTime<Utc>) -> Option<Candidate> {
+        let (wall_at, offset_at) = self.wall_and_offset(at);
+        let wall_at = floor_minute(wall_at);
         let limit_year = wall_at.year().saturating_sub(SEARCH_YEARS);
-        let look_ahead = self.transition_between(at.checked_sub_signed(MAX_SHIFT)?, at);
+        let look_ahead = self.offset_differs(at.checked_sub_signed(MAX_SHIFT), offset_at);
         let mut w = if look_ahead {
             wall_at.checked_add_signed(MAX_SHIFT)?
         } else {
             wall_at
         };
-        let mut best: Option<Fire> = None;
+        let mut best: Option<Candidate> = None;
         let mut stop: Option<NaiveDateTime> = None;
         loop {
             let Some(found) = prev_match(&self.fields, w, limit_year) else {
@@ -583,10 +624,8 @@ impl Search {
             for fire in self.resolve(w).into_iter().flatten() {
                 if fire.time <= at && best.is_none_or(|b| fire.time > b.time) {
                     best = Some(fire);
-                    let near = fire
-                        .time
-                        .checked_add_signed(MAX_SHIFT)
-                        .is_none_or(|later| self.transition_between(fire.time, later));
+                    let near =
+                        self.offset_differs(fire.time.checked_add_signed(MAX_SHIFT), fire.offset);
                     stop = Some(if near {
                         w.checked_sub_signed(MAX_SHIFT).unwrap_or(w)
                     } else {
@@ -602,10 +641,12 @@ impl Search {
     }
 
     /// The fire times a matching wall time maps to under the policy (zero, one or two).
-    fn resolve(&self, w: NaiveDateTime) -> [Option<Fire>; 2] {
+    fn resolve(&self, w: NaiveDateTime) -> [Option<Candidate>; 2] {
+        use chrono::Offset;
         let fire = |dt: DateTime<Tz>, dst| {
-            Some(Fire {
+            Some(Candidate {
                 time: dt.with_timezone(&Utc),
+                offset: i64::from(dt.offset().fix().local_minus_utc()),
                 scheduled: w,
                 dst,
             })
@@ -620,8 +661,9 @@ impl Search {
                 fire(second, DstEffect::Repeated(2)),
             ],
             (chrono::LocalResult::None, DstPolicy::RunOnce) => [
-                self.gap_end(w).map(|time| Fire {
+                self.gap_end(w).map(|time| Candidate {
                     time,
+                    offset: self.offset(time),
                     scheduled: w,
                     dst: DstEffect::Shifted,
                 }),
@@ -712,10 +754,21 @@ fn next_match(fields: &Fields, t: NaiveDateTime, limit_year: i32) -> Option<Naiv
             (hour, minute) = (0, 0);
             continue;
         }
-        if !fields.day_matches(date.day(), date.weekday().num_days_from_sunday()) {
-            date = date.succ_opt()?;
-            (hour, minute) = (0, 0);
-            continue;
+        match fields.next_day(
+            date.day(),
+            date.weekday().num_days_from_sunday(),
+            days_in_month(date.year(), date.month())?,
+        ) {
+            Some(day) if day == date.day() => {}
+            Some(day) => {
+                date = date.with_day(day)?;
+                (hour, minute) = (0, 0);
+            }
+            None => {
+                date = first_of_next_month(date)?;
+                (hour, minute) = (0, 0);
+                continue;
+            }
         }
         match next_bit(fields.hour, hour).filter(|h| *h <= 23) {
             Some(h) if h == hour => {}
@@ -763,10 +816,18 @@ fn prev_match(fields: &Fields, t: NaiveDateTime, limit_year: i32) -> Option<Naiv
             (hour, minute) = (23, 59);
             continue;
         }
-        if !fields.day_matches(date.day(), date.weekday().num_days_from_sunday()) {
-            date = date.pred_opt()?;
-            (hour, minute) = (23, 59);
-            continue;
+        match fields.prev_day(date.day(), date.weekday().num_days_from_sunday()) {
+            Some(day) if day == date.day() => {}
+            Some(day) => {
+                date = date.with_day(day)?;
+                (hour, minute) = (23, 59);
+            }
+            None => {
+                // The last day of the previous month.
+                date = date.with_day(1)?.pred_opt()?;
+                (hour, minute) = (23, 59);
+                continue;
+            }
         }
         match prev_bit(fields.hour, hour) {
             Some(h) if h == hour => {}
@@ -791,6 +852,18 @@ fn prev_match(fields: &Fields, t: NaiveDateTime, limit_year: i32) -> Option<Naiv
             }
         }
     }
+}
+
+fn first_of_next_month(date: NaiveDate) -> Option<NaiveDate> {
+    if date.month() == 12 {
+        NaiveDate::from_ymd_opt(date.year().checked_add(1)?, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(date.year(), date.month() + 1, 1)
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> Option<u32> {
+    last_day_of_month(year, month).map(|d| d.day())
 }
 
 fn last_day_of_month(year: i32, month: u32) -> Option<NaiveDate> {

@@ -31,6 +31,22 @@ impl Fields {
     }
 }
 
+impl Fields {
+    /// The first day from `day` to `days_in_month` that matches, given the weekday
+    /// (0 = Sunday) of `day`. Works on the bit masks alone.
+    pub(super) fn next_day(&self, day: u32, weekday: u32, days_in_month: u32) -> Option<u32> {
+        (day..=days_in_month).find(|d| self.day_matches(*d, (weekday + d - day) % 7))
+    }
+
+    /// The last day from `day` down to 1 that matches, given the weekday (0 = Sunday) of
+    /// `day`.
+    pub(super) fn prev_day(&self, day: u32, weekday: u32) -> Option<u32> {
+        (1..=day)
+            .rev()
+            .find(|d| self.day_matches(*d, (weekday + 7 * 5 - (day - d)) % 7))
+    }
+}
+
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
