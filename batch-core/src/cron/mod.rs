@@ -520,8 +520,16 @@ struct Search {
 }
 
 impl Search {
+    /// UTC has no transitions: its wall time is the instant, with no zone lookup.
+    fn is_utc(&self) -> bool {
+        matches!(self.tz, Tz::UTC | Tz::Etc__UTC)
+    }
+
     fn offset(&self, t: DateTime<Utc>) -> i64 {
         use chrono::Offset;
+        if self.is_utc() {
+            return 0;
+        }
         i64::from(
             self.tz
                 .offset_from_utc_datetime(&t.naive_utc())
@@ -643,6 +651,15 @@ impl Search {
     /// The fire times a matching wall time maps to under the policy (zero, one or two).
     fn resolve(&self, w: NaiveDateTime) -> [Option<Candidate>; 2] {
         use chrono::Offset;
+        if self.is_utc() {
+            let fire = Candidate {
+                time: w.and_utc(),
+                offset: 0,
+                scheduled: w,
+                dst: DstEffect::None,
+            };
+            return [Some(fire), None];
+        }
         let fire = |dt: DateTime<Tz>, dst| {
             Some(Candidate {
                 time: dt.with_timezone(&Utc),
@@ -863,7 +880,13 @@ fn first_of_next_month(date: NaiveDate) -> Option<NaiveDate> {
 }
 
 fn days_in_month(year: i32, month: u32) -> Option<u32> {
-    last_day_of_month(year, month).map(|d| d.day())
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 => Some(if leap { 29 } else { 28 }),
+        _ => None,
+    }
 }
 
 fn last_day_of_month(year: i32, month: u32) -> Option<NaiveDate> {

@@ -35,12 +35,27 @@ impl Fields {
     /// The first day from `day` to `days_in_month` that matches, given the weekday
     /// (0 = Sunday) of `day`. Works on the bit masks alone.
     pub(super) fn next_day(&self, day: u32, weekday: u32, days_in_month: u32) -> Option<u32> {
+        if self.day_of_month_alone_decides() {
+            let bits = (self.dom & !STAR).checked_shr(day)?;
+            let next = day + bits.trailing_zeros();
+            return (bits != 0 && next <= days_in_month).then_some(next);
+        }
         (day..=days_in_month).find(|d| self.day_matches(*d, (weekday + d - day) % 7))
+    }
+
+    /// True when every weekday matches and the rule is "both must match": the day of the
+    /// month alone then decides, and the search can work on its bits directly.
+    fn day_of_month_alone_decides(&self) -> bool {
+        (self.dom | self.dow) & STAR != 0 && self.dow & 0x7f == 0x7f
     }
 
     /// The last day from `day` down to 1 that matches, given the weekday (0 = Sunday) of
     /// `day`.
     pub(super) fn prev_day(&self, day: u32, weekday: u32) -> Option<u32> {
+        if self.day_of_month_alone_decides() {
+            let below = self.dom & ((2u64 << day) - 2);
+            return (below != 0).then(|| 63 - below.leading_zeros());
+        }
         (1..=day)
             .rev()
             .find(|d| self.day_matches(*d, (weekday + 7 * 5 - (day - d)) % 7))
