@@ -100,5 +100,44 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The searches that must stay fast however far they look.
+fn bench_bounds(c: &mut Criterion) {
+    let mut group = c.benchmark_group("bounded searches (batch-core)");
+    let never = Schedule::parse("0 0 30 2 *").unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    group.bench_function("0 0 30 2 * never fires: 5-year search", |b| {
+        b.iter(|| black_box(never.next_after(black_box(start), chrono_tz::UTC, DstPolicy::RunOnce)))
+    });
+    let minutely = Schedule::parse("* * * * *").unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 34, 56).unwrap();
+    let three_years_ago = now - Duration::days(3 * 365);
+    group.bench_function("most_recent of * * * * * after 3 years down", |b| {
+        b.iter(|| {
+            black_box(minutely.most_recent(
+                black_box(three_years_ago),
+                black_box(now),
+                chrono_tz::UTC,
+                DstPolicy::RunOnce,
+            ))
+        })
+    });
+    let irregular = Schedule::parse("30 10,11,12 * * 1-5").unwrap();
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    group.bench_function(
+        "most_recent of 30 10,11,12 * * 1-5 in Berlin after 3 years down",
+        |b| {
+            b.iter(|| {
+                black_box(irregular.most_recent(
+                    black_box(three_years_ago),
+                    black_box(now),
+                    berlin,
+                    DstPolicy::RunOnce,
+                ))
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_bounds);
 criterion_main!(benches);

@@ -61,7 +61,9 @@ pub(crate) fn run(args: &Args) -> Outcome {
     let after = args.after.unwrap_or_else(Utc::now);
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let mut printed = 0;
     for fire in schedule.fires_after(after, tz, args.dst).take(args.count) {
+        printed += 1;
         let time = fire.time.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         let line = if args.human {
             let local = fire.time.with_timezone(&zone);
@@ -92,6 +94,13 @@ pub(crate) fn run(args: &Args) -> Outcome {
             // A closed pipe (`batch schedule … | head -1`) ends the output.
             break;
         }
+    }
+    if args.human && printed < args.count {
+        let _ = writeln!(
+            out,
+            "(no further run within {} years)",
+            batch_core::cron::SEARCH_YEARS
+        );
     }
     Outcome::Ok
 }
