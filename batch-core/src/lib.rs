@@ -48,6 +48,7 @@
 
 pub mod cron;
 pub mod defaults;
+pub mod job;
 pub mod loader;
 pub mod model;
 pub mod validation;
