@@ -210,7 +210,9 @@ pub fn generate_job_selector(job: &mut Job) {
 }
 
 /// Everything the API server does to a new Job before validating it: assigns `uid` when the
-/// Job has none, applies the defaults, and generates the selector.
+/// Job has none, applies the defaults, and generates the selector — giving the Job as it is
+/// stored and read back (a Job without labels of its own then carries the generated ones).
+/// Applying it twice changes nothing.
 ///
 /// The API server assigns a random UID; batch-core is deterministic, so the caller passes
 /// the UID to use (a Job that already has one keeps it).
@@ -220,6 +222,10 @@ pub fn prepare_job_for_create(job: &mut Job, uid: &str) {
     }
     default_job(job);
     generate_job_selector(job);
+    // The stored Job is defaulted again whenever it is read back, which copies the
+    // generated template labels into a label-less Job's own labels (as `kubectl get job`
+    // shows). Doing it here gives that stored form, and makes this function idempotent.
+    default_job(job);
 }
 
 #[cfg(test)]

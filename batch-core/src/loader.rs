@@ -1,7 +1,8 @@
 //! Loading manifests: YAML in every form a Kubernetes user writes, and JSON.
 //!
 //! A source may hold several documents separated by `---` (empty documents are skipped),
-//! in block or flow style, with comments; JSON is read as the YAML subset it is. Each
+//! in block or flow style, with comments; a JSON source (one or more JSON values) is read
+//! with a JSON parser, since the YAML reader does not accept every JSON text. Each
 //! non-empty document becomes a [`Document`]. A document that cannot be read at all (bad
 //! YAML, a field of the wrong type, a number out of range) makes the whole load fail with a
 //! [`ParseError`] naming the source, line and column and, where known, the field.
@@ -31,7 +32,7 @@
 //! assert_eq!(docs[1].kind, "CronJob");
 //!
 //! let err = loader::load_str("kind: Job\nspec:\n  completions: five\n", "bad.yaml").unwrap_err();
-//! assert_eq!((err.line, err.column), (Some(3), Some(3)));
+//! assert_eq!((err.line, err.column), (Some(3), Some(16)));
 //! assert_eq!(err.path.as_deref(), Some("spec.completions"));
 //! ```
 
@@ -230,6 +231,20 @@ pub fn load_str(src: &str, origin: &str) -> Result<Vec<Document>, ParseError> {
             ),
         ));
     }
+    if let Some(values) = json_documents(src) {
+        let mut docs = Vec::new();
+        for (position, value) in values.into_iter().enumerate() {
+            let value = serde_norway::to_value(&value).map_err(|e| {
+                let mut err = ParseError::new(origin, e.to_string());
+                err.document = Some(position);
+                err
+            })?;
+            let doc = document_from_value(value, position)
+                .map_err(|err| locate_typed_error(src, origin, position, position, err, true))?;
+            docs.push(doc);
+        }
+        return Ok(docs);
+    }
     let mut docs = Vec::new();
     for (position, de) in serde_norway::Deserializer::from_str(src).enumerate() {
         let value = serde_norway::Value::deserialize(de)
@@ -239,10 +254,25 @@ pub fn load_str(src: &str, origin: &str) -> Result<Vec<Document>, ParseError> {
         }
         let index = docs.len();
         let doc = document_from_value(value, index)
-            .map_err(|err| locate_typed_error(src, origin, position, index, err))?;
+            .map_err(|err| locate_typed_error(src, origin, position, index, err, false))?;
         docs.push(doc);
     }
     Ok(docs)
+}
+
+/// A source that is JSON (one or more JSON values, each starting with `{` or `[`) is read
+/// with a JSON parser: the YAML reader accepts most JSON, but not all of it (keys longer
+/// than 1024 characters, some control characters, U+0085). Anything else — including
+/// flow-style YAML that merely looks like JSON — is read as YAML.
+fn json_documents(src: &str) -> Option<Vec<serde_json::Value>> {
+    let trimmed = src.trim_start_matches(|c: char| c.is_whitespace());
+    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        return None;
+    }
+    serde_json::Deserializer::from_str(src)
+        .into_iter::<serde_json::Value>()
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
 }
 
 /// A typed-conversion failure before its position in the source is known.
@@ -364,6 +394,7 @@ fn locate_typed_error(
     position: usize,
     index: usize,
     err: TypedError,
+    json: bool,
 ) -> ParseError {
     let TypedError {
         segments,
@@ -373,7 +404,18 @@ fn locate_typed_error(
     let mut out = ParseError::new(origin, message);
     out.document = Some(index);
     out.path = path;
-    if let Some(de) = serde_norway::Deserializer::from_str(src).nth(position)
+    if json {
+        let mut stream = serde_json::Deserializer::from_str(src);
+        for _ in 0..position {
+            if serde::de::IgnoredAny::deserialize(&mut stream).is_err() {
+                return out;
+            }
+        }
+        if let Err(e) = serde::de::DeserializeSeed::deserialize(Seek(&segments), &mut stream) {
+            out.line = Some(e.line());
+            out.column = Some(e.column());
+        }
+    } else if let Some(de) = serde_norway::Deserializer::from_str(src).nth(position)
         && let Err(e) = serde::de::DeserializeSeed::deserialize(Seek(&segments), de)
         && let Some(loc) = e.location()
     {
@@ -381,6 +423,17 @@ fn locate_typed_error(
         out.column = Some(loc.column());
     }
     out
+}
+
+/// Fails on whatever value it is given: the reader then reports the value's own position.
+struct Here;
+
+impl<'de> serde::de::Visitor<'de> for Here {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("nothing (this only marks a position)")
+    }
 }
 
 /// One step of a field path: a map key or a list index.
@@ -397,7 +450,9 @@ impl<'de> serde::de::DeserializeSeed<'de> for Seek<'_> {
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         if self.0.is_empty() {
-            return Err(<D::Error as serde::de::Error>::custom("here"));
+            // Reading the value with a visitor that accepts nothing fails at the value
+            // itself, so the error carries the value's line and column.
+            return d.deserialize_any(Here);
         }
         d.deserialize_any(self)
     }
