@@ -212,7 +212,7 @@ fn step(world: &mut World, spec: &Spec, seed: u64) -> Record {
     for p in &mut world.pods {
         let r = mix(seed, &p.name, u64::from(world.step));
         if p.deleting && !p.phase.is_terminal() {
-            if r % 3 != 0 {
+            if !r.is_multiple_of(3) {
                 p.phase = PodPhase::Failed;
                 p.finished_at = Some(now);
                 p.containers[0].exit_code = Some(137);

@@ -40,6 +40,7 @@ use crate::model::{ConditionStatus, Timestamp};
 
 mod indexes;
 mod reconcile;
+pub mod sync;
 
 pub use indexes::IndexSet;
 pub use reconcile::reconcile;

@@ -167,10 +167,10 @@ impl<'a> Step<'a> {
                 PodFailurePolicyAction::FailJob => PolicyOutcome::FailJob,
                 PodFailurePolicyAction::Ignore => PolicyOutcome::Ignore,
                 PodFailurePolicyAction::Count => PolicyOutcome::Count,
-                PodFailurePolicyAction::FailIndex if self.per_index.is_some() => {
-                    PolicyOutcome::FailIndex
-                }
-                // Unknown actions (and FailIndex without per-index limits) are skipped.
+                // Modern mode has per-index support on, so FailIndex always applies; without
+                // backoffLimitPerIndex (which validation forbids) it just counts.
+                PodFailurePolicyAction::FailIndex => PolicyOutcome::FailIndex,
+                // Unknown actions are skipped.
                 _ => continue,
             };
             if let Some(req) = &rule.on_exit_codes {
@@ -202,11 +202,12 @@ impl<'a> Step<'a> {
                     return (outcome, Some(message));
                 }
             } else if !rule.on_pod_conditions.is_empty() {
-                let matched = rule.on_pod_conditions.iter().find_map(|pattern| {
-                    pod.conditions
+                // The pod's conditions in order, each against every pattern (upstream order).
+                let matched = pod.conditions.iter().find_map(|c| {
+                    rule.on_pod_conditions
                         .iter()
-                        .find(|c| c.type_ == pattern.type_ && c.status == pattern.status)
-                        .map(|c| c.type_.clone())
+                        .any(|pattern| c.type_ == pattern.type_ && c.status == pattern.status)
+                        .then(|| c.type_.clone())
                 });
                 if let Some(condition) = matched {
                     let message = format!(
@@ -296,10 +297,10 @@ impl<'a> Step<'a> {
         let mut failed_indexes = previously_failed_indexes.clone();
         if self.indexed {
             for p in pods.iter().filter(|p| !p.counted) {
-                if p.phase == PodPhase::Succeeded {
-                    if let Some(ix) = self.valid_index(p) {
-                        succeeded_indexes.insert(ix);
-                    }
+                if p.phase == PodPhase::Succeeded
+                    && let Some(ix) = self.valid_index(p)
+                {
+                    succeeded_indexes.insert(ix);
                 }
             }
         }
@@ -313,12 +314,11 @@ impl<'a> Step<'a> {
                 };
                 let o = outcome(p);
                 let counted_failures = annotation_count(p, INDEX_FAILURE_COUNT_ANNOTATION);
-                if o == PolicyOutcome::FailIndex
-                    || (o != PolicyOutcome::Ignore && counted_failures >= i64::from(limit))
+                if (o == PolicyOutcome::FailIndex
+                    || (o != PolicyOutcome::Ignore && counted_failures >= i64::from(limit)))
+                    && !succeeded_indexes.contains(ix)
                 {
-                    if !succeeded_indexes.contains(ix) {
-                        failed_indexes.insert(ix);
-                    }
+                    failed_indexes.insert(ix);
                 }
             }
         }
@@ -367,7 +367,7 @@ impl<'a> Step<'a> {
             + i64::try_from(uncounted.failed.len()).unwrap_or(i64::MAX);
         if finished.is_none() {
             let backoff_limit = i64::from(self.job.spec.backoff_limit.unwrap_or(6));
-            if failed_total > backoff_limit || self.past_backoff_limit_on_failure(&active) {
+            if failed_total > backoff_limit || self.past_backoff_limit_on_failure() {
                 finished = Some(Finish {
                     success: false,
                     reason: "BackoffLimitExceeded".to_owned(),
@@ -407,14 +407,14 @@ impl<'a> Step<'a> {
                     });
                 }
             }
-            if finished.is_none() {
-                if let Some(rule) = self.success_policy_met(&succeeded_indexes) {
-                    finished = Some(Finish {
-                        success: true,
-                        reason: "SuccessPolicy".to_owned(),
-                        message: format!("Matched rules at index {rule}"),
-                    });
-                }
+            if finished.is_none()
+                && let Some(rule) = self.success_policy_met(&succeeded_indexes)
+            {
+                finished = Some(Finish {
+                    success: true,
+                    reason: "SuccessPolicy".to_owned(),
+                    message: format!("Matched rules at index {rule}"),
+                });
             }
         }
 
@@ -431,7 +431,7 @@ impl<'a> Step<'a> {
         let mut active_count = i64::try_from(active.len()).unwrap_or(i64::MAX);
         let mut removed_by_controller: BTreeSet<&str> = BTreeSet::new();
         let mut deleted_on_finish: BTreeSet<&str> = BTreeSet::new();
-        let mut suspended_changed = false;
+        let mut manage_called = false;
         match &finished {
             Some(f) => {
                 // Failure: running pods are deleted and counted as failed. Success policy:
@@ -440,6 +440,7 @@ impl<'a> Step<'a> {
                 victims.sort_by(|a, b| deletion_order(a, b));
                 for p in victims.iter().take(MAX_POD_CREATE_DELETE_BATCH) {
                     d.delete.push(p.name.clone());
+                    d.events.push(deleted_event(p));
                     deleted_on_finish.insert(p.name.as_str());
                     if f.success {
                         removed_by_controller.insert(p.name.as_str());
@@ -450,39 +451,21 @@ impl<'a> Step<'a> {
                 terminating += n;
             }
             None if self.suspended => {
-                let mut victims: Vec<&ObservedPod> = active.clone();
-                victims.sort_by(|a, b| deletion_order(a, b));
+                // §2.12 step 1: every active pod goes, in removal order; released first,
+                // never counted.
+                manage_called = true;
+                let victims = self.pods_for_removal(&active, active.len());
                 for p in victims.iter().take(MAX_POD_CREATE_DELETE_BATCH) {
                     d.delete.push(p.name.clone());
+                    d.events.push(deleted_event(p));
                     removed_by_controller.insert(p.name.as_str());
                 }
                 let n = victims.len().min(MAX_POD_CREATE_DELETE_BATCH);
                 active_count -= i64::try_from(n).unwrap_or(0);
                 terminating += n;
-                suspended_changed = ensure_condition(
-                    &mut status.conditions,
-                    JobConditionType::Suspended,
-                    ConditionStatus::True,
-                    "JobSuspended",
-                    "Job suspended",
-                    now,
-                );
-                if suspended_changed {
-                    d.events.push(Event::normal("Suspended", "Job suspended"));
-                }
             }
             None => {
-                if was_suspended {
-                    ensure_condition(
-                        &mut status.conditions,
-                        JobConditionType::Suspended,
-                        ConditionStatus::False,
-                        "JobResumed",
-                        "Job resumed",
-                        now,
-                    );
-                    d.events.push(Event::normal("Resumed", "Job resumed"));
-                }
+                manage_called = true;
                 self.manage(
                     d,
                     &active,
@@ -510,6 +493,30 @@ impl<'a> Step<'a> {
                     reason: "CompletionsReached".to_owned(),
                     message: "Reached expected number of succeeded pods".to_owned(),
                 });
+            } else if manage_called {
+                // §2.13: the Suspended condition moves only in a step that managed pods and
+                // did not complete the Job.
+                if self.suspended {
+                    if ensure_condition(
+                        &mut status.conditions,
+                        JobConditionType::Suspended,
+                        ConditionStatus::True,
+                        "JobSuspended",
+                        "Job suspended",
+                        now,
+                    ) {
+                        d.events.push(Event::normal("Suspended", "Job suspended"));
+                    }
+                } else if ensure_condition(
+                    &mut status.conditions,
+                    JobConditionType::Suspended,
+                    ConditionStatus::False,
+                    "JobResumed",
+                    "Job resumed",
+                    now,
+                ) {
+                    d.events.push(Event::normal("Resumed", "Job resumed"));
+                }
             }
         }
 
@@ -590,65 +597,68 @@ impl<'a> Step<'a> {
 
         // Terminal conditions (§2.10): the target first, the final condition once every pod
         // is gone and counted.
-        if let Some(f) = &finished {
-            if !hit_cap {
-                let target = if f.success {
-                    JobConditionType::SuccessCriteriaMet
+        if let Some(f) = &finished
+            && !hit_cap
+        {
+            let target = if f.success {
+                JobConditionType::SuccessCriteriaMet
+            } else {
+                JobConditionType::FailureTarget
+            };
+            ensure_condition(
+                &mut status.conditions,
+                target,
+                ConditionStatus::True,
+                &f.reason,
+                &f.message,
+                now,
+            );
+            if terminating == 0 && status.active == 0 {
+                let final_type = if f.success {
+                    JobConditionType::Complete
                 } else {
-                    JobConditionType::FailureTarget
+                    JobConditionType::Failed
                 };
                 ensure_condition(
                     &mut status.conditions,
-                    target,
+                    final_type,
                     ConditionStatus::True,
                     &f.reason,
                     &f.message,
                     now,
                 );
-                if terminating == 0 && status.active == 0 {
-                    let final_type = if f.success {
-                        JobConditionType::Complete
-                    } else {
-                        JobConditionType::Failed
-                    };
-                    ensure_condition(
-                        &mut status.conditions,
-                        final_type,
-                        ConditionStatus::True,
-                        &f.reason,
-                        &f.message,
-                        now,
-                    );
-                    if f.success {
-                        status.completion_time = Some(now);
-                        d.events.push(Event::normal("Completed", "Job completed"));
-                        if let Some(c) = self.completions {
-                            if !self.indexed && succeeded_total > i64::from(c) {
-                                d.events.push(Event::warning(
-                                    "TooManySucceededPods",
-                                    "Too many succeeded pods running after completion count reached",
-                                ));
-                            }
-                        }
-                    } else {
-                        d.events.push(Event::warning(&f.reason, f.message.clone()));
+                if f.success {
+                    status.completion_time = Some(now);
+                    // Upstream records the warning first, then `Completed`.
+                    if let Some(c) = self.completions
+                        && !self.indexed
+                        && succeeded_total > i64::from(c)
+                    {
+                        d.events.push(Event::warning(
+                            "TooManySucceededPods",
+                            "Too many succeeded pods running after completion count reached",
+                        ));
                     }
-                    d.memory.backoff = BackoffRecord::default();
-                    d.delete_job_at = ttl_expiry(self.job, &status);
-                    merge_requeue(d, d.delete_job_at.filter(|t| *t > now));
+                    d.events.push(Event::normal("Completed", "Job completed"));
+                } else {
+                    d.events.push(Event::warning(&f.reason, f.message.clone()));
                 }
+                d.memory.backoff = BackoffRecord::default();
+                d.delete_job_at = ttl_expiry(self.job, &status);
+                merge_requeue(d, d.delete_job_at.filter(|t| *t > now));
             }
         }
-        let _ = suspended_changed;
         d.status = status;
     }
 
     /// Spec §2.5.3: OnFailure restarts counted against the backoff limit.
-    fn past_backoff_limit_on_failure(&self, active: &[&ObservedPod]) -> bool {
+    /// Every pod in phase `Pending` or `Running` counts, terminating ones included.
+    fn past_backoff_limit_on_failure(&self) -> bool {
         if self.job.spec.template.spec.restart_policy != RestartPolicy::OnFailure {
             return false;
         }
-        let restarts: i64 = active
+        let restarts: i64 = self
+            .pods
             .iter()
             .filter(|p| matches!(p.phase, PodPhase::Pending | PodPhase::Running))
             .map(|p| p.restarts())
@@ -733,6 +743,54 @@ impl<'a> Step<'a> {
         kept.values().map(|p| p.name.as_str()).collect()
     }
 
+    /// Spec §2.12 step 3: the active pods to delete when at least `rm_at_least` must go.
+    ///
+    /// Indexed: first the pods with no index, then, index by index, all but the most
+    /// advanced pod of each index held more than once, then the pods with an index beyond
+    /// completions (upstream's order); then, if still too few, more in deletion order.
+    /// NonIndexed: the first `rm_at_least` in deletion order.
+    fn pods_for_removal(
+        &self,
+        active: &[&'a ObservedPod],
+        rm_at_least: usize,
+    ) -> Vec<&'a ObservedPod> {
+        let mut sorted: Vec<&'a ObservedPod> = active.to_vec();
+        sorted.sort_by(|a, b| deletion_order(a, b));
+        let mut to_delete: Vec<&'a ObservedPod> = Vec::new();
+        let mut left: Vec<&'a ObservedPod> = Vec::new();
+        if self.indexed {
+            let completions = self.completions.unwrap_or(0);
+            let mut no_index = Vec::new();
+            let mut beyond: Vec<&'a ObservedPod> = Vec::new();
+            let mut by_index: BTreeMap<i32, Vec<&'a ObservedPod>> = BTreeMap::new();
+            for p in sorted {
+                match p.parsed_index() {
+                    None => no_index.push(p),
+                    Some(ix) if ix >= completions => beyond.push(p),
+                    Some(ix) => by_index.entry(ix).or_default().push(p),
+                }
+            }
+            beyond.sort_by_key(|p| p.parsed_index());
+            to_delete.extend(no_index);
+            for pods in by_index.into_values() {
+                // In deletion order: the last one is the most advanced and stays.
+                if let Some((keep, rest)) = pods.split_last() {
+                    to_delete.extend(rest.iter().copied());
+                    left.push(keep);
+                }
+            }
+            to_delete.extend(beyond);
+            left.sort_by(|a, b| deletion_order(a, b));
+        } else {
+            left = sorted;
+        }
+        if to_delete.len() < rm_at_least {
+            let more = rm_at_least - to_delete.len();
+            to_delete.extend(left.iter().take(more));
+        }
+        to_delete
+    }
+
     /// Spec §2.12: deletions of surplus pods, or creations.
     #[allow(clippy::too_many_arguments)]
     fn manage(
@@ -760,41 +818,13 @@ impl<'a> Step<'a> {
 
         // Deletions.
         let rm_at_least = usize::try_from((active_n - want_active).max(0)).unwrap_or(0);
-        let mut sorted: Vec<&ObservedPod> = active.to_vec();
-        sorted.sort_by(|a, b| deletion_order(a, b));
-        let mut to_delete: Vec<&ObservedPod> = Vec::new();
-        let mut left: Vec<&ObservedPod> = Vec::new();
-        if self.indexed {
-            // Invalid or out-of-range indexes, then all but the most advanced pod per index.
-            let mut last_by_index: BTreeMap<i32, usize> = BTreeMap::new();
-            for (i, p) in sorted.iter().enumerate() {
-                if let Some(ix) = self.valid_index(p) {
-                    last_by_index.insert(ix, i);
-                }
-            }
-            for (i, p) in sorted.iter().enumerate() {
-                match self.valid_index(p) {
-                    None => to_delete.push(p),
-                    Some(ix) if last_by_index.get(&ix) != Some(&i) => to_delete.push(p),
-                    Some(_) => left.push(p),
-                }
-            }
-        } else {
-            left = sorted;
-        }
-        if to_delete.len() < rm_at_least {
-            let more = rm_at_least - to_delete.len();
-            to_delete.extend(left.iter().take(more));
-        }
+        let mut to_delete = self.pods_for_removal(active, rm_at_least);
         to_delete.truncate(MAX_POD_CREATE_DELETE_BATCH);
         if !to_delete.is_empty() {
             for p in to_delete {
                 d.delete.push(p.name.clone());
                 removed.insert(p.name.as_str());
-                d.events.push(Event::normal(
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", p.name),
-                ));
+                d.events.push(deleted_event(p));
             }
             return;
         }
@@ -899,8 +929,9 @@ impl<'a> Step<'a> {
             }
         }
 
-        let mut chosen = Vec::new();
-        let mut soonest: Option<Timestamp> = None;
+        // First the `diff` smallest pending indexes, then per-index backoff filters them
+        // (upstream: an index in backoff is not replaced by a later one).
+        let mut candidates: Vec<i32> = Vec::new();
         let mut next = 0i32;
         'outer: for &(a, b) in taken
             .ranges()
@@ -908,40 +939,9 @@ impl<'a> Step<'a> {
             .chain(std::iter::once(&(completions, completions)))
         {
             while next < a && next < completions {
-                let ix = next;
+                candidates.push(next);
                 next += 1;
-                let counts = match last_failed.get(&ix) {
-                    None => (0, 0),
-                    Some(p) => {
-                        let failures = annotation_count(p, INDEX_FAILURE_COUNT_ANNOTATION);
-                        let ignored = annotation_count(p, INDEX_IGNORED_FAILURE_COUNT_ANNOTATION);
-                        let ignored_now = self.policy(p).0 == PolicyOutcome::Ignore;
-                        // Per-index backoff: n = failures + ignored + 1 since that pod's end.
-                        let n = failures.saturating_add(ignored).saturating_add(1);
-                        let record = BackoffRecord {
-                            failures_after_last_success: clamp_i32(n),
-                            last_failure_time: finish_time(p),
-                        };
-                        let remaining = backoff_remaining(record, self.now);
-                        if remaining > Duration::zero() {
-                            let at = self
-                                .now
-                                .checked_add_signed(remaining.max(Duration::seconds(1)));
-                            soonest = match (soonest, at) {
-                                (Some(s), Some(a)) => Some(s.min(a)),
-                                (s, a) => s.or(a),
-                            };
-                            continue;
-                        }
-                        if ignored_now {
-                            (failures, ignored + 1)
-                        } else {
-                            (failures + 1, ignored)
-                        }
-                    }
-                };
-                chosen.push((ix, counts));
-                if chosen.len() >= diff {
+                if candidates.len() >= diff {
                     break 'outer;
                 }
             }
@@ -949,6 +949,41 @@ impl<'a> Step<'a> {
             if next >= completions {
                 break;
             }
+        }
+        let mut chosen = Vec::new();
+        let mut soonest: Option<Timestamp> = None;
+        for ix in candidates {
+            let counts = match last_failed.get(&ix) {
+                None => (0, 0),
+                Some(p) => {
+                    let failures = annotation_count(p, INDEX_FAILURE_COUNT_ANNOTATION);
+                    let ignored = annotation_count(p, INDEX_IGNORED_FAILURE_COUNT_ANNOTATION);
+                    let ignored_now = self.policy(p).0 == PolicyOutcome::Ignore;
+                    // Per-index backoff: n = failures + ignored + 1 since that pod's end.
+                    let n = failures.saturating_add(ignored).saturating_add(1);
+                    let record = BackoffRecord {
+                        failures_after_last_success: clamp_i32(n),
+                        last_failure_time: finish_time(p),
+                    };
+                    let remaining = backoff_remaining(record, self.now);
+                    if remaining > Duration::zero() {
+                        let at = self
+                            .now
+                            .checked_add_signed(remaining.max(Duration::seconds(1)));
+                        soonest = match (soonest, at) {
+                            (Some(s), Some(a)) => Some(s.min(a)),
+                            (s, a) => s.or(a),
+                        };
+                        continue;
+                    }
+                    if ignored_now {
+                        (failures, ignored + 1)
+                    } else {
+                        (failures + 1, ignored)
+                    }
+                }
+            };
+            chosen.push((ix, counts));
         }
         if chosen.is_empty() {
             merge_requeue(d, soonest);
@@ -1012,6 +1047,11 @@ impl<'a> Step<'a> {
     }
 }
 
+/// The `SuccessfulDelete` event every deletion by the controller records.
+fn deleted_event(p: &ObservedPod) -> Event {
+    Event::normal("SuccessfulDelete", format!("Deleted pod: {}", p.name))
+}
+
 /// `<job>-<index>-`, with the job name shortened so that the prefix is at most 58 characters.
 fn indexed_prefix(job_name: &str, index: i32) -> String {
     let tail = format!("-{index}-");
@@ -1066,8 +1106,13 @@ fn deletion_order(a: &ObservedPod, b: &ObservedPod) -> Ordering {
         .then(a.ready.cmp(&b.ready))
         .then_with(|| {
             if a.ready && b.ready {
-                // More recently ready first.
-                b.ready_since.cmp(&a.ready_since)
+                // Zero ready time first, then more recently ready first.
+                match (a.ready_since, b.ready_since) {
+                    (None, None) => Ordering::Equal,
+                    (None, Some(_)) => Ordering::Less,
+                    (Some(_), None) => Ordering::Greater,
+                    (Some(x), Some(y)) => y.cmp(&x),
+                }
             } else {
                 Ordering::Equal
             }

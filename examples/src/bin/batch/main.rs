@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod schedule;
+mod sync;
 mod validate;
 
 /// Kubernetes batch/v1 Jobs and CronJobs, anywhere.
@@ -35,6 +36,14 @@ enum Command {
     /// One RFC 3339 UTC time per line, strictly after --after. Exit status: 0 printed (possibly
     /// nothing, if the schedule never fires within 5 years), 1 invalid schedule or zone.
     Schedule(schedule::Args),
+    /// Run one controller step on a document describing the Job (or, later, CronJob) and
+    /// what exists now.
+    ///
+    /// `batch sync job FILE` prints one JSON object: pods to create and delete, pods to
+    /// release, the new status and memory, events, requeueAfter. Exit status: 0 the step ran,
+    /// 2 the document could not be read (never 1).
+    #[command(subcommand_required = true, arg_required_else_help = false)]
+    Sync(sync::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +67,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schedule(args) => schedule::run(&args),
+        Command::Sync(args) => sync::run(&args),
     };
     ExitCode::from(outcome.code())
 }

@@ -11,7 +11,7 @@ use crate::Outcome;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// A schedule as a CronJob accepts it: five fields, a macro such as @daily, or
-    /// "@every <duration>".
+    /// `@every <duration>`.
     #[arg(value_name = "EXPR", allow_hyphen_values = true)]
     expr: String,
     /// IANA time zone the fields are matched in (default UTC).
