@@ -51,4 +51,5 @@ pub mod defaults;
 pub mod job;
 pub mod loader;
 pub mod model;
+pub mod simulate;
 pub mod validation;

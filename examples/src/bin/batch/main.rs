@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod schedule;
+mod simulate;
 mod sync;
 mod validate;
 
@@ -44,6 +45,14 @@ enum Command {
     /// 2 the document could not be read (never 1).
     #[command(subcommand_required = true, arg_required_else_help = false)]
     Sync(sync::Args),
+    /// Rehearse a whole Job run on a virtual clock, with simulated pods.
+    ///
+    /// Prints JSON lines in time order (create, exit, evict, delete, condition, warning),
+    /// then {"final":{"status":...}}; the same file always gives the same bytes. Exit status:
+    /// 0 simulated (whatever the Job's outcome), 1 the Job is invalid, a pod rule is
+    /// contradictory, or the document is a CronJob (not supported yet), 2 the file could not
+    /// be read or parsed.
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +77,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Schedule(args) => schedule::run(&args),
         Command::Sync(args) => sync::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     ExitCode::from(outcome.code())
 }
