@@ -331,6 +331,24 @@ proptest! {
     }
 
     #[test]
+    fn a_step_that_changes_no_pod_is_a_fixed_point(s in spec(), seed in any::<u64>()) {
+        let (records, worlds) = run(&s, seed, 40);
+        for (w, r) in worlds.iter().zip(&records) {
+            let d = &r.decision;
+            if !(d.create.is_empty() && d.delete.is_empty() && d.release.is_empty()) {
+                continue;
+            }
+            // Feed the step's own output back in, with the same pods and time.
+            let mut job = w.job.clone();
+            job.status = d.status.clone();
+            let again = reconcile(&job, &w.pods, &d.memory, w.now);
+            prop_assert_eq!(&again.status, &d.status);
+            prop_assert_eq!(&again.memory, &d.memory);
+            prop_assert!(again.create.is_empty() && again.delete.is_empty() && again.release.is_empty());
+        }
+    }
+
+    #[test]
     fn the_same_input_gives_the_same_decision(s in spec(), seed in any::<u64>()) {
         let (records, worlds) = run(&s, seed, 40);
         for (w, r) in worlds.iter().zip(&records) {

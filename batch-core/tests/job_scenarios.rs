@@ -267,6 +267,7 @@ scenarios! {
     on_failure_terminating_pods_restarts_count,
     parallelism_zero_creates_nothing,
     per_index_backoff_does_not_skip_to_later_index,
+    per_index_held_pod_enters_the_backoff_record_once,
     per_index_limit_fails_index_then_job,
     per_index_replacement_carries_failure_count,
     pfp_container_name_selects_container,

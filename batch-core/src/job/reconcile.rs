@@ -280,9 +280,6 @@ impl<'a> Step<'a> {
             .filter(|p| p.phase != PodPhase::Succeeded && self.is_pod_failed(p))
             .collect();
 
-        // Backoff record (§2.5.2), from the new finished pods.
-        d.memory.backoff = update_backoff(self.memory.backoff, &new_succeeded, &new_failed);
-
         // Per-index bookkeeping (§2.5.4, §2.8).
         let completions = self.completions.unwrap_or(0);
         let mut succeeded_indexes = if self.indexed {
@@ -326,6 +323,17 @@ impl<'a> Step<'a> {
         // Pods of a pending index whose release waits for a replacement (§2.5.4).
         let delayed =
             self.delayed_release_pods(&active, &succeeded_indexes, &failed_indexes, &outcome);
+
+        // Backoff record (§2.5.2), from the new finished pods. A failed pod whose release
+        // waits for its replacement (per-index) is new again at every step until then; it
+        // enters the record once, in the step that releases it, so that the same inputs
+        // always give the same memory.
+        let failed_for_backoff: Vec<&ObservedPod> = new_failed
+            .iter()
+            .copied()
+            .filter(|p| !delayed.contains(p.name.as_str()))
+            .collect();
+        d.memory.backoff = update_backoff(self.memory.backoff, &new_succeeded, &failed_for_backoff);
 
         // Counts (§2.2).
         let new_failed_counted = new_failed
