@@ -90,3 +90,27 @@ fn at_most_500_terminal_pods_are_counted_in_one_step_and_the_job_waits() {
     assert_eq!(d2.status.succeeded, 600);
     assert!(d2.status.has_true_condition(&JobConditionType::Complete));
 }
+
+#[test]
+fn pods_listed_as_uncounted_by_an_earlier_write_are_counted_exactly_once() {
+    // An earlier partial write (upstream phase 1) listed p-0001 as uncounted: it is moved
+    // into the counter now, once, whether or not its record is still there.
+    let mut j = job(serde_json::json!({"completions": 5, "parallelism": 1}));
+    j.status.succeeded = 1;
+    j.status.uncounted_terminated_pods = Some(batch_core::model::UncountedTerminatedPods {
+        succeeded: vec!["big-0001".into()],
+        ..Default::default()
+    });
+    let mut done = pods(2, PodPhase::Succeeded);
+    done.remove(0); // only big-0001 is still observed
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 3, 0, 0).unwrap();
+    let d = reconcile(&j, &done, &JobMemory::default(), now);
+    assert_eq!(d.status.succeeded, 2);
+    assert_eq!(d.status.uncounted_terminated_pods, None);
+    assert_eq!(d.release, vec!["big-0001".to_owned()]);
+    // And with the record gone, it is not counted again.
+    let mut next = j.clone();
+    next.status = d.status.clone();
+    let d2 = reconcile(&next, &[], &d.memory, now);
+    assert_eq!(d2.status.succeeded, 2);
+}
