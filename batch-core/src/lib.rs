@@ -47,6 +47,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cron;
+pub mod cronjob;
 pub mod defaults;
 pub mod job;
 pub mod loader;

@@ -1224,19 +1224,7 @@ fn attempt_count(p: &ObservedPod) -> i64 {
 
 /// Spec §6: when a finished Job may be deleted.
 fn ttl_expiry(job: &Job, status: &JobStatus) -> Option<Timestamp> {
-    let ttl = job.spec.ttl_seconds_after_finished?;
-    let finished = status
-        .conditions
-        .iter()
-        .find(|c| {
-            c.status == ConditionStatus::True
-                && matches!(
-                    c.type_,
-                    JobConditionType::Complete | JobConditionType::Failed
-                )
-        })?
-        .last_transition_time?;
-    finished.checked_add_signed(Duration::seconds(i64::from(ttl)))
+    crate::cronjob::ttl::expiry(job.spec.ttl_seconds_after_finished, status)
 }
 
 /// Conditions are added with "ensure" semantics (spec §2.10): an existing condition of the
