@@ -408,14 +408,14 @@ fn rules_can_be_built_in_code() {
 }
 
 #[test]
-fn cronjob_documents_are_not_supported_yet() {
+fn parse_input_is_for_jobs_and_points_cronjobs_elsewhere() {
     let err = parse_input(
         "start: 2026-01-01T00:00:00Z\ncronjob: {metadata: {name: c}}\njobs: [{runFor: 90s, result: Complete}]\n",
         "c.yaml",
     )
     .unwrap_err();
     assert!(matches!(err, SimulateError::Unsupported(_)), "{err:?}");
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+    assert!(err.to_string().contains("parse_document"), "{err}");
 }
 
 #[test]

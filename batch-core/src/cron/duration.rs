@@ -3,7 +3,7 @@
 /// Parses a Go duration (`1h30m`, `1.5h`, `90s`, `500ms`, `-2m`, `0`) into nanoseconds.
 ///
 /// Returns a short reason on failure.
-pub(super) fn parse_go_duration(text: &str) -> Result<i128, &'static str> {
+pub(crate) fn parse_go_duration(text: &str) -> Result<i128, &'static str> {
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),

@@ -51,6 +51,7 @@ use chrono_tz::Tz;
 mod duration;
 mod parse;
 
+pub(crate) use duration::parse_go_duration;
 use parse::{Fields, STAR};
 
 /// How far ahead (or back) a search for a fire time looks, in years, as upstream.

@@ -5,12 +5,16 @@ use std::fmt;
 
 use chrono::Duration;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 
-use super::{PodMatch, PodRule, RuleCondition, SimulateError, SimulationInput};
+use super::{
+    CronJobSimulationInput, JobMatch, JobResult, JobRule, PodMatch, PodRule, RuleCondition,
+    SimulateError, SimulationDocument, SimulationInput,
+};
+use crate::cron::DstPolicy;
 use crate::job::IndexSet;
 use crate::loader::{MAX_SOURCE_BYTES, ParseError};
-use crate::model::{ConditionStatus, Job, Timestamp};
+use crate::model::{ConditionStatus, CronJob, Job, Timestamp};
 
 /// The document as written. Unknown keys are refused, so that a misspelt key (`pod:`,
 /// `exitcode:`) is an error rather than a silently different simulation.
@@ -23,11 +27,48 @@ struct RawInput {
     #[serde(default)]
     job: Option<Job>,
     #[serde(default)]
-    cronjob: Option<IgnoredAny>,
+    cronjob: Option<CronJob>,
     #[serde(default)]
-    jobs: Option<IgnoredAny>,
+    jobs: Option<Vec<RawJobRule>>,
+    #[serde(default)]
+    dst: Option<Dst>,
     #[serde(default)]
     pods: Option<Vec<RawRule>>,
+}
+
+/// One `jobs:` rule of a CronJob document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawJobRule {
+    #[serde(default, rename = "match")]
+    matcher: Option<RawJobMatch>,
+    #[serde(default)]
+    run_for: Option<RunFor>,
+    #[serde(default)]
+    result: Option<RawJobResult>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobMatch {
+    #[serde(default)]
+    ordinal: Option<u64>,
+}
+
+#[derive(Deserialize)]
+enum RawJobResult {
+    Complete,
+    Failed,
+}
+
+/// `dst`: `run-once` or `kubernetes`.
+struct Dst(DstPolicy);
+
+impl<'de> Deserialize<'de> for Dst {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(Dst).map_err(de::Error::custom)
+    }
 }
 
 #[derive(Deserialize)]
@@ -140,76 +181,19 @@ impl<'de> Deserialize<'de> for IndexMatch {
     }
 }
 
-/// Parses a non-negative Go duration (`500ms`, `5s`, `2m`, `1h30m`, `1.5h`, `0`).
-///
-/// Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`; each number may have a fraction.
+/// Parses a non-negative Go duration (`500ms`, `5s`, `2m`, `1h30m`, `1.5h`, `0`), with the
+/// same reader as `@every` schedules.
 pub(super) fn parse_duration(text: &str) -> Result<Duration, &'static str> {
-    let mut rest = text.strip_prefix('+').unwrap_or(text);
-    if rest.starts_with('-') {
+    if text.starts_with('-') {
         return Err("a duration cannot be negative");
     }
-    if rest == "0" {
-        return Ok(Duration::zero());
-    }
-    if rest.is_empty() {
-        return Err("empty duration");
-    }
-    let mut total: i128 = 0;
-    while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part = &rest[..int_len];
-        rest = &rest[int_len..];
-        let mut frac_part = "";
-        if let Some(after_dot) = rest.strip_prefix('.') {
-            let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-            frac_part = &after_dot[..frac_len];
-            rest = &after_dot[frac_len..];
-        }
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err("a number is expected before the unit");
-        }
-        let unit_len = rest
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
-            .map_or(rest.len(), |(i, _)| i);
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale: i128 = match unit {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err("missing unit (use ns, us, ms, s, m or h)"),
-            _ => return Err("unknown unit (use ns, us, ms, s, m or h)"),
-        };
-        let int_value: i128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| "number too large")?
-        };
-        let mut value = int_value.checked_mul(scale).ok_or("number too large")?;
-        // The fraction, exact to the nanosecond (further digits are dropped, as Go does).
-        let digits = &frac_part[..frac_part.len().min(18)];
-        if !digits.is_empty() {
-            let numerator: i128 = digits.parse().map_err(|_| "number too large")?;
-            let denominator = 10i128.pow(u32::try_from(digits.len()).unwrap_or(18));
-            value = value
-                .checked_add(numerator * scale / denominator)
-                .ok_or("number too large")?;
-        }
-        total = total.checked_add(value).ok_or("number too large")?;
-        if total > i128::from(i64::MAX) {
-            return Err("number too large");
-        }
-    }
-    let nanos = i64::try_from(total).map_err(|_| "number too large")?;
+    let nanos = crate::cron::parse_go_duration(text)?;
+    let nanos = i64::try_from(nanos).map_err(|_| "number too large")?;
     Ok(Duration::nanoseconds(nanos))
 }
 
-/// Reads the input document (see [`super::parse_input`]).
-pub(super) fn parse(src: &str, origin: &str) -> Result<SimulationInput, SimulateError> {
+/// Reads the input document (see [`super::parse_document`]).
+pub(super) fn parse(src: &str, origin: &str) -> Result<SimulationDocument, SimulateError> {
     if src.len() > MAX_SOURCE_BYTES {
         return Err(SimulateError::Parse(parse_error(
             origin,
@@ -227,7 +211,8 @@ pub(super) fn parse(src: &str, origin: &str) -> Result<SimulationInput, Simulate
             origin,
             None,
             None,
-            "the document is empty: expected start, job and pods".to_owned(),
+            "the document is empty: expected start, and job and pods (or cronjob and jobs)"
+                .to_owned(),
         )));
     };
     if documents.next().is_some() {
@@ -261,33 +246,70 @@ pub(super) fn parse(src: &str, origin: &str) -> Result<SimulationInput, Simulate
         err.path = (path != "." && !path.is_empty()).then_some(path);
         SimulateError::Parse(err)
     })?;
-    if raw.cronjob.is_some() || raw.jobs.is_some() {
-        return Err(SimulateError::Unsupported(
-            "simulating a CronJob (`cronjob:` and `jobs:`) is not supported yet; simulate its Job with `job:`"
-                .to_owned(),
-        ));
+    let structure =
+        |message: &str| SimulateError::Parse(parse_error(origin, None, None, message.to_owned()));
+    match (raw.job, raw.cronjob) {
+        (Some(_), Some(_)) => Err(structure(
+            "give `job:` (a Job run) or `cronjob:` (a CronJob run), not both",
+        )),
+        (None, None) => Err(structure(
+            "missing field `job` or `cronjob`: the Job or CronJob to simulate",
+        )),
+        (Some(job), None) => {
+            if raw.jobs.is_some() {
+                return Err(structure(
+                    "`jobs:` describes the Jobs of a `cronjob:`; describe the pods of a `job:` with `pods:`",
+                ));
+            }
+            if raw.dst.is_some() {
+                return Err(structure(
+                    "`dst:` applies to a `cronjob:` run; a `job:` has no schedule",
+                ));
+            }
+            let mut pods = Vec::new();
+            for (i, rule) in raw.pods.unwrap_or_default().into_iter().enumerate() {
+                pods.push(
+                    rule_from_raw(rule)
+                        .map_err(|message| SimulateError::InvalidRule { rule: i, message })?,
+                );
+            }
+            Ok(SimulationDocument::Job(SimulationInput {
+                start: raw.start,
+                until: raw.until,
+                job,
+                pods,
+            }))
+        }
+        (None, Some(cron_job)) => {
+            if raw.pods.is_some() {
+                return Err(structure(
+                    "`pods:` describes the pods of a `job:`; a CronJob's Jobs run as black boxes described by `jobs:` (runFor, result)",
+                ));
+            }
+            let jobs = raw
+                .jobs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|rule| JobRule {
+                    matcher: JobMatch {
+                        ordinal: rule.matcher.and_then(|m| m.ordinal),
+                    },
+                    run_for: rule.run_for.map_or_else(Duration::zero, |r| r.0),
+                    result: match rule.result {
+                        None | Some(RawJobResult::Complete) => JobResult::Complete,
+                        Some(RawJobResult::Failed) => JobResult::Failed,
+                    },
+                })
+                .collect();
+            Ok(SimulationDocument::CronJob(CronJobSimulationInput {
+                start: raw.start,
+                until: raw.until,
+                cron_job,
+                jobs,
+                dst: raw.dst.map_or_else(DstPolicy::default, |d| d.0),
+            }))
+        }
     }
-    let Some(job) = raw.job else {
-        return Err(SimulateError::Parse(parse_error(
-            origin,
-            None,
-            None,
-            "missing field `job`: the Job to simulate".to_owned(),
-        )));
-    };
-    let mut pods = Vec::new();
-    for (i, rule) in raw.pods.unwrap_or_default().into_iter().enumerate() {
-        pods.push(
-            rule_from_raw(rule)
-                .map_err(|message| SimulateError::InvalidRule { rule: i, message })?,
-        );
-    }
-    Ok(SimulationInput {
-        start: raw.start,
-        until: raw.until,
-        job,
-        pods,
-    })
 }
 
 fn rule_from_raw(raw: RawRule) -> Result<PodRule, String> {

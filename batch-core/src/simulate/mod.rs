@@ -1,5 +1,7 @@
 //! A whole Job run on a virtual clock: the real [`reconcile`](crate::job::reconcile) against
-//! simulated pods (conformance-io.md §5, `batch simulate`).
+//! simulated pods (conformance-io.md §5, `batch simulate`); or a whole CronJob run: the real
+//! [`cronjob::reconcile`](crate::cronjob::reconcile) against simulated child Jobs (see
+//! [CronJob runs](#cronjob-runs) below).
 //!
 //! The input says when the run starts, the Job, and how its pods behave: a list of
 //! [`PodRule`]s, the first matching one deciding how long a pod runs and how it ends. The
@@ -99,17 +101,89 @@
 //! `condition` (type, reason; each Job condition when it first appears or changes), and
 //! `warning` (reason, message; the machine's Warning events). Within one step they come in
 //! the order delete, create, condition, warning.
+//!
+//! # CronJob runs
+//!
+//! A document with `cronjob:` instead of `job:` ([`parse_document`], [`simulate_cron_job`])
+//! runs the CronJob machine. Its child Jobs are black boxes, not simulated pod by pod: a
+//! created Job starts at once (`startTime` = its creation) and, `runFor` later, ends with
+//! its `result` (`Complete` or `Failed`) and `completionTime`. `jobs:` holds [`JobRule`]s:
+//! the first whose `match` holds decides (`match.ordinal` is the 0-based creation order of
+//! the Job over the run; a rule without `match` always matches). **A Job no rule matches
+//! completes at once** (0 s, `Complete`), as a pod no rule matches succeeds at once.
+//!
+//! ```
+//! use batch_core::simulate::{parse_document, simulate_cron_job, SimulationDocument};
+//!
+//! let doc = parse_document(r#"
+//! start: 2024-03-04T00:00:00Z        # a Monday
+//! until: 2024-03-11T00:00:00Z
+//! cronjob:
+//!   metadata: {name: report}
+//!   spec:
+//!     schedule: "0 9 * * 1-5"
+//!     timeZone: Europe/Berlin
+//!     jobTemplate:
+//!       spec:
+//!         template:
+//!           spec:
+//!             restartPolicy: Never
+//!             containers: [{name: main, image: busybox}]
+//! jobs:
+//!   - runFor: 90s
+//!     result: Complete
+//! "#, "report.yaml").unwrap();
+//! let SimulationDocument::CronJob(input) = doc else { unreachable!() };
+//! let run = simulate_cron_job(&input).unwrap();
+//! assert_eq!(run.jobs_created, 5);
+//! assert!(run.json_lines().starts_with(
+//!     r#"{"t":"2024-03-04T08:00:00.100Z","event":"jobCreate","job":"report-28492320","scheduledTime":"2024-03-04T08:00:00Z"}"#
+//! ));
+//! ```
+//!
+//! - **Preparation.** The CronJob is defaulted as the API server does
+//!   ([`default_cron_job`](crate::defaults::default_cron_job)), given [`SIMULATED_UID`] when
+//!   it has no UID and `creationTimestamp` = `start` when absent (so the first scheduled
+//!   time is the first one strictly after `start`), and validated: an invalid CronJob is
+//!   [`SimulateError::InvalidCronJob`]. A `status` in the input is the starting status.
+//! - **DST.** The document's top-level `dst:` (`run-once`, the default, or `kubernetes`) is
+//!   the machine's [`DstPolicy`], as `batch schedule --dst`.
+//! - **The clock.** At each instant: child Jobs due to end end (`jobFinish`, in creation
+//!   order); then the machine runs with the Jobs that exist and its decision is applied:
+//!   Jobs in `delete` disappear at once, running or not (`jobDelete`; a Job deleted by
+//!   `Replace` never finishes), the Job in `create` starts (`jobCreate`), the status is
+//!   kept. While a step changes anything (a Job created or deleted, the status), the machine
+//!   runs again at the same instant (upstream re-syncs on every Job and CronJob update:
+//!   this is how `lastSuccessfulTime` catches up at once). Then the clock jumps to the
+//!   earliest of the next Job end and the decision's `requeue_at` — the next fire time plus
+//!   100 ms, as upstream wakes up, so a Job is created 100 ms after its scheduled time
+//!   (but at once when a Job's end is what lets it start: `Forbid`'s late start).
+//! - **The end.** A CronJob never finishes: the run goes to `until` (default: `start` +
+//!   [`DEFAULT_HORIZON`], 30 days, the same bound as a Job run), or ends earlier when
+//!   nothing is left that could happen (no running Job and no wake-up: a suspended
+//!   CronJob).
+//! - **Events.** `jobCreate` (job, scheduledTime), `jobFinish` (job, result), `jobDelete`
+//!   (job), and `warning` (reason, message) for the machine's Warning events
+//!   (`TooManyMissedTimes`, `MissSchedule`, …). Normal events (`SuccessfulCreate`,
+//!   `JobAlreadyActive`, `SawCompletedJob`, …) are not printed: each is already visible as a
+//!   `jobCreate`, `jobDelete` or `jobFinish` line, or (`JobAlreadyActive`) as the absence of
+//!   one. Within one step they come in the order jobDelete, jobCreate, warning. The final
+//!   line holds the [`CronJobStatus`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::Duration;
 
+use crate::cron::DstPolicy;
 use crate::job::IndexSet;
 use crate::loader::ParseError;
-use crate::model::{ConditionStatus, Job, JobConditionType, JobStatus, Timestamp};
+use crate::model::{
+    ConditionStatus, CronJob, CronJobStatus, Job, JobConditionType, JobStatus, Timestamp,
+};
 use crate::validation::ValidationErrors;
 
+mod cron_engine;
 mod engine;
 mod input;
 mod output;
@@ -328,6 +402,26 @@ pub enum SimEventKind {
         /// Its reason.
         reason: String,
     },
+    /// `jobCreate`: the CronJob machine created a child Job (CronJob runs).
+    JobCreate {
+        /// The Job's name.
+        job: String,
+        /// The scheduled time it was created for.
+        scheduled_time: Option<Timestamp>,
+    },
+    /// `jobFinish`: a child Job ended (CronJob runs).
+    JobFinish {
+        /// The Job's name.
+        job: String,
+        /// How it ended.
+        result: JobResult,
+    },
+    /// `jobDelete`: the CronJob machine deleted a child Job (history limit, or `Replace`);
+    /// it is gone at once (CronJob runs).
+    JobDelete {
+        /// The Job's name.
+        job: String,
+    },
     /// `warning`: the machine recorded a Warning event.
     Warning {
         /// The event reason.
@@ -344,7 +438,8 @@ pub enum SimulateError {
     /// The input could not be read (bad YAML, a field of the wrong type, a bad duration).
     #[error("{0}")]
     Parse(ParseError),
-    /// The input asks for something not supported yet (CronJob simulation).
+    /// The input asks for something this function does not do ([`parse_input`] given a
+    /// CronJob document: read it with [`parse_document`]).
     #[error("{0}")]
     Unsupported(String),
     /// A pod rule is contradictory or names a container the pod template does not have.
@@ -358,6 +453,9 @@ pub enum SimulateError {
     /// The Job fails validation: the API server would refuse to create it.
     #[error("the job is invalid: {}", join_errors(.0))]
     InvalidJob(ValidationErrors),
+    /// The CronJob fails validation: the API server would refuse to create it.
+    #[error("the cronjob is invalid: {}", join_errors(.0))]
+    InvalidCronJob(ValidationErrors),
     /// `until` is before `start`.
     #[error("until ({until}) is before start ({start})")]
     InvalidHorizon {
@@ -367,7 +465,7 @@ pub enum SimulateError {
         until: Timestamp,
     },
     /// The machine kept changing its decision at one instant (a bug in the machine).
-    #[error("the job machine did not settle at {at} after {MAX_STEPS_PER_INSTANT} steps")]
+    #[error("the machine did not settle at {at} after {MAX_STEPS_PER_INSTANT} steps")]
     Stalled {
         /// The instant.
         at: Timestamp,
@@ -393,13 +491,7 @@ impl Simulation {
     /// The output of `batch simulate`: one JSON line per event, then the final line
     /// `{"final":{"status":{...}}}`, each ending with a newline.
     pub fn json_lines(&self) -> String {
-        use fmt::Write as _;
-        let mut out = String::new();
-        for event in &self.events {
-            let _ = writeln!(out, "{event}");
-        }
-        let _ = writeln!(out, "{}", self.final_line());
-        out
+        json_lines(&self.events, &self.final_line())
     }
 
     /// The final line: `{"final":{"status":{...}}}` (without the newline).
@@ -408,8 +500,170 @@ impl Simulation {
     }
 }
 
-/// Reads a `batch simulate` input document (YAML or JSON). `origin` names the source in
-/// errors (a file name).
+fn json_lines(events: &[SimEvent], final_line: &str) -> String {
+    use fmt::Write as _;
+    let mut out = String::new();
+    for event in events {
+        let _ = writeln!(out, "{event}");
+    }
+    let _ = writeln!(out, "{final_line}");
+    out
+}
+
+/// What to simulate for a CronJob: the `batch simulate` input document with `cronjob:`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CronJobSimulationInput {
+    /// When the run starts.
+    pub start: Timestamp,
+    /// The last instant simulated (default: `start` + [`DEFAULT_HORIZON`]).
+    pub until: Option<Timestamp>,
+    /// The CronJob, as submitted (defaults are applied by the simulator).
+    pub cron_job: CronJob,
+    /// How child Jobs behave: the first matching rule wins.
+    pub jobs: Vec<JobRule>,
+    /// What daylight saving time does to scheduled times (document key `dst`).
+    pub dst: DstPolicy,
+}
+
+impl CronJobSimulationInput {
+    /// A simulation of `cron_job` from `start`, with no Job rules (every Job completes at
+    /// once) and the default DST policy ([`DstPolicy::RunOnce`]).
+    pub fn new(start: Timestamp, cron_job: CronJob) -> Self {
+        CronJobSimulationInput {
+            start,
+            until: None,
+            cron_job,
+            jobs: Vec::new(),
+            dst: DstPolicy::default(),
+        }
+    }
+}
+
+/// Which child Jobs a [`JobRule`] applies to: every field given must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct JobMatch {
+    /// The 0-based creation order of the Job over the whole run.
+    pub ordinal: Option<u64>,
+}
+
+impl JobMatch {
+    /// Matches every Job.
+    pub fn any() -> Self {
+        JobMatch::default()
+    }
+
+    /// Only the Job with this creation ordinal.
+    pub fn with_ordinal(mut self, ordinal: u64) -> Self {
+        self.ordinal = Some(ordinal);
+        self
+    }
+
+    /// Whether the Job with this creation ordinal matches.
+    pub fn matches(&self, ordinal: u64) -> bool {
+        self.ordinal.is_none_or(|o| o == ordinal)
+    }
+}
+
+/// How a simulated child Job ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum JobResult {
+    /// Condition `Complete=True`.
+    #[default]
+    Complete,
+    /// Condition `Failed=True`.
+    Failed,
+}
+
+impl JobResult {
+    /// `Complete` or `Failed`, as in the input and the output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobResult::Complete => "Complete",
+            JobResult::Failed => "Failed",
+        }
+    }
+}
+
+impl fmt::Display for JobResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the child Jobs a rule matches behave: a black box that starts when it is created,
+/// runs for `run_for` and then ends with `result` (see the [module documentation](self)).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct JobRule {
+    /// Which Jobs this rule is for (the default matches every Job).
+    pub matcher: JobMatch,
+    /// How long the Job runs, from its creation to its end.
+    pub run_for: Duration,
+    /// How it ends.
+    pub result: JobResult,
+}
+
+impl JobRule {
+    /// A rule for every Job: run for `run_for`, then end with `result`.
+    pub fn new(run_for: Duration, result: JobResult) -> Self {
+        JobRule {
+            matcher: JobMatch::default(),
+            run_for,
+            result,
+        }
+    }
+
+    /// The same rule, restricted to the Jobs `matcher` matches.
+    pub fn when(mut self, matcher: JobMatch) -> Self {
+        self.matcher = matcher;
+        self
+    }
+}
+
+/// A `batch simulate` input document: a Job run or a CronJob run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+// One per run, read once: unboxed variants keep matching on it plain.
+#[allow(clippy::large_enum_variant)]
+pub enum SimulationDocument {
+    /// `job:` with `pods:` rules.
+    Job(SimulationInput),
+    /// `cronjob:` with `jobs:` rules.
+    CronJob(CronJobSimulationInput),
+}
+
+/// The result of a CronJob simulation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CronJobSimulation {
+    /// Everything that happened, in time order.
+    pub events: Vec<SimEvent>,
+    /// The CronJob status at the end.
+    pub status: CronJobStatus,
+    /// How many Jobs the CronJob created.
+    pub jobs_created: u64,
+    /// The last instant simulated.
+    pub end: Timestamp,
+}
+
+impl CronJobSimulation {
+    /// The output of `batch simulate`: one JSON line per event, then the final line
+    /// `{"final":{"status":{...}}}` with the CronJob status, each ending with a newline.
+    pub fn json_lines(&self) -> String {
+        json_lines(&self.events, &self.final_line())
+    }
+
+    /// The final line: `{"final":{"status":{...}}}` (without the newline).
+    pub fn final_line(&self) -> String {
+        output::final_line(&self.status)
+    }
+}
+
+/// Reads a `batch simulate` input document with a Job (YAML or JSON). `origin` names the
+/// source in errors (a file name). [`parse_document`] reads CronJob documents too.
 ///
 /// # Errors
 ///
@@ -417,6 +671,24 @@ impl Simulation {
 /// known), [`SimulateError::Unsupported`] for a CronJob document, and
 /// [`SimulateError::InvalidRule`] for a contradictory pod rule.
 pub fn parse_input(src: &str, origin: &str) -> Result<SimulationInput, SimulateError> {
+    match input::parse(src, origin)? {
+        SimulationDocument::Job(input) => Ok(input),
+        SimulationDocument::CronJob(_) => Err(SimulateError::Unsupported(
+            "this is a CronJob document (`cronjob:`): read it with parse_document and run it with simulate_cron_job"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Reads a `batch simulate` input document (YAML or JSON): a Job (`job:` and `pods:`) or a
+/// CronJob (`cronjob:`, `jobs:` and optionally `dst:`). `origin` names the source in errors.
+///
+/// # Errors
+///
+/// [`SimulateError::Parse`] when the document is not readable (with line and column when
+/// known) or mixes the two kinds, and [`SimulateError::InvalidRule`] for a contradictory pod
+/// rule.
+pub fn parse_document(src: &str, origin: &str) -> Result<SimulationDocument, SimulateError> {
     input::parse(src, origin)
 }
 
@@ -430,4 +702,17 @@ pub fn parse_input(src: &str, origin: &str) -> Result<SimulationInput, SimulateE
 /// [`SimulateError::Stalled`] if the machine never settles at one instant.
 pub fn simulate_job(input: &SimulationInput) -> Result<Simulation, SimulateError> {
     engine::run(input)
+}
+
+/// Runs the CronJob machine on a virtual clock; child Jobs behave as the `jobs` rules say.
+///
+/// # Errors
+///
+/// [`SimulateError::InvalidCronJob`] when the CronJob fails validation,
+/// [`SimulateError::InvalidHorizon`] when `until` is before `start`, and
+/// [`SimulateError::Stalled`] if the machine never settles at one instant.
+pub fn simulate_cron_job(
+    input: &CronJobSimulationInput,
+) -> Result<CronJobSimulation, SimulateError> {
+    cron_engine::run(input)
 }

@@ -7,7 +7,6 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::{SimEvent, SimEventKind};
-use crate::model::JobStatus;
 
 /// One output line; absent fields are left out, present ones come in this order.
 #[derive(Serialize)]
@@ -26,6 +25,12 @@ struct Line<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<&'a str>,
+    #[serde(rename = "scheduledTime", skip_serializing_if = "Option::is_none")]
+    scheduled_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'static str>,
 }
 
 pub(super) fn write_event(f: &mut fmt::Formatter<'_>, e: &SimEvent) -> fmt::Result {
@@ -38,6 +43,9 @@ pub(super) fn write_event(f: &mut fmt::Formatter<'_>, e: &SimEvent) -> fmt::Resu
         type_: None,
         reason: None,
         message: None,
+        job: None,
+        scheduled_time: None,
+        result: None,
     };
     match &e.kind {
         SimEventKind::Create { pod, index } => {
@@ -63,6 +71,24 @@ pub(super) fn write_event(f: &mut fmt::Formatter<'_>, e: &SimEvent) -> fmt::Resu
             line.type_ = Some(type_.as_str());
             line.reason = Some(reason);
         }
+        SimEventKind::JobCreate {
+            job,
+            scheduled_time,
+        } => {
+            line.event = "jobCreate";
+            line.job = Some(job);
+            line.scheduled_time =
+                scheduled_time.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        }
+        SimEventKind::JobFinish { job, result } => {
+            line.event = "jobFinish";
+            line.job = Some(job);
+            line.result = Some(result.as_str());
+        }
+        SimEventKind::JobDelete { job } => {
+            line.event = "jobDelete";
+            line.job = Some(job);
+        }
         SimEventKind::Warning { reason, message } => {
             line.event = "warning";
             line.reason = Some(reason);
@@ -74,17 +100,18 @@ pub(super) fn write_event(f: &mut fmt::Formatter<'_>, e: &SimEvent) -> fmt::Resu
 }
 
 #[derive(Serialize)]
-struct Final<'a> {
+struct Final<'a, S> {
     #[serde(rename = "final")]
-    final_: FinalStatus<'a>,
+    final_: FinalStatus<'a, S>,
 }
 
 #[derive(Serialize)]
-struct FinalStatus<'a> {
-    status: &'a JobStatus,
+struct FinalStatus<'a, S> {
+    status: &'a S,
 }
 
-pub(super) fn final_line(status: &JobStatus) -> String {
+/// The final line, for a Job status or a CronJob status.
+pub(super) fn final_line<S: Serialize>(status: &S) -> String {
     let line = Final {
         final_: FinalStatus { status },
     };

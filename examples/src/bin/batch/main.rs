@@ -37,21 +37,21 @@ enum Command {
     /// One RFC 3339 UTC time per line, strictly after --after. Exit status: 0 printed (possibly
     /// nothing, if the schedule never fires within 5 years), 1 invalid schedule or zone.
     Schedule(schedule::Args),
-    /// Run one controller step on a document describing the Job (or, later, CronJob) and
-    /// what exists now.
+    /// Run one controller step on a document describing a Job or a CronJob and what exists
+    /// now.
     ///
     /// `batch sync job FILE` prints one JSON object: pods to create and delete, pods to
-    /// release, the new status and memory, events, requeueAfter. Exit status: 0 the step ran,
-    /// 2 the document could not be read (never 1).
+    /// release, the new status and memory, events, requeueAfter. `batch sync cronjob FILE`
+    /// prints the Job to create, Jobs to delete, the new status, events, requeueAfter.
+    /// Exit status: 0 the step ran, 2 the document could not be read (never 1).
     #[command(subcommand_required = true, arg_required_else_help = false)]
     Sync(sync::Args),
-    /// Rehearse a whole Job run on a virtual clock, with simulated pods.
+    /// Rehearse a whole Job or CronJob run on a virtual clock, with simulated pods or Jobs.
     ///
-    /// Prints JSON lines in time order (create, exit, evict, delete, condition, warning),
-    /// then {"final":{"status":...}}; the same file always gives the same bytes. Exit status:
-    /// 0 simulated (whatever the Job's outcome), 1 the Job is invalid, a pod rule is
-    /// contradictory, or the document is a CronJob (not supported yet), 2 the file could not
-    /// be read or parsed.
+    /// Prints JSON lines in time order (create, exit, evict, delete, condition, jobCreate,
+    /// jobFinish, jobDelete, warning), then {"final":{"status":...}}; the same file always
+    /// gives the same bytes. Exit status: 0 simulated (whatever the outcome), 1 the Job or
+    /// CronJob is invalid or a rule is contradictory, 2 the file could not be read or parsed.
     Simulate(simulate::Args),
 }
 

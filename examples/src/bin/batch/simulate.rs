@@ -2,15 +2,15 @@
 
 use std::io::{self, Read, Write};
 
-use batch_core::simulate::{self, SimulateError};
+use batch_core::simulate::{self, SimulateError, SimulationDocument};
 
 use crate::Outcome;
 
 /// Arguments of `batch simulate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The simulation document (YAML or JSON): start, optional until, job, pods. `-` reads
-    /// stdin.
+    /// The simulation document (YAML or JSON): start, optional until, then job and pods, or
+    /// cronjob, jobs and optional dst (run-once or kubernetes). `-` reads stdin.
     #[arg(value_name = "FILE")]
     file: String,
 }
@@ -47,16 +47,31 @@ pub(crate) fn run(args: &Args) -> Outcome {
             return Outcome::Unreadable;
         }
     };
-    let result =
-        simulate::parse_input(text, origin).and_then(|input| simulate::simulate_job(&input));
-    let run = match result {
-        Ok(run) => run,
+    let result = simulate::parse_document(text, origin).and_then(|document| match document {
+        SimulationDocument::CronJob(input) => {
+            simulate::simulate_cron_job(&input).map(|run| run.json_lines())
+        }
+        // A document is a Job or a CronJob; a later kind would be refused by the parser.
+        SimulationDocument::Job(input) => {
+            simulate::simulate_job(&input).map(|run| run.json_lines())
+        }
+        _ => Err(SimulateError::Unsupported(
+            "this kind of simulation is not supported".to_owned(),
+        )),
+    });
+    let lines = match result {
+        Ok(lines) => lines,
         Err(e) => {
             match &e {
                 SimulateError::InvalidJob(errors) => {
                     // One line per validation error, as kubectl lists them.
                     for error in errors.iter() {
                         eprintln!("error: {origin}: job: {error}");
+                    }
+                }
+                SimulateError::InvalidCronJob(errors) => {
+                    for error in errors.iter() {
+                        eprintln!("error: {origin}: cronjob: {error}");
                     }
                 }
                 _ => eprintln!("error: {origin}: {}", without_origin(&e, origin)),
@@ -69,10 +84,7 @@ pub(crate) fn run(args: &Args) -> Outcome {
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    if let Err(e) = out
-        .write_all(run.json_lines().as_bytes())
-        .and_then(|()| out.flush())
-    {
+    if let Err(e) = out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
         // A closed pipe (`batch simulate … | head`) ends the output, not the run.
         if e.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("error: cannot write the output: {e}");
