@@ -183,6 +183,12 @@ fn yaml_message(err: &serde_norway::Error) -> String {
 ///
 /// A [`ParseError`] when the source is too large, not UTF-8, or not readable as manifests.
 pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Vec<Document>, ParseError> {
+    load_str(decode(bytes, origin)?, origin)
+}
+
+/// Checks the size limit and UTF-8 of a source given as bytes (skipping a UTF-8 byte-order
+/// mark), and returns it as text.
+pub(crate) fn decode<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ParseError> {
     if bytes.len() > MAX_SOURCE_BYTES {
         return Err(ParseError::new(
             origin,
@@ -193,26 +199,79 @@ pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Vec<Document>, ParseErro
         ));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(text) => load_str(text, origin),
-        Err(err) => {
-            let valid = &bytes[..err.valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-            // Columns count characters, as the YAML parser's do.
-            let column = String::from_utf8_lossy(&valid[line_start..])
-                .chars()
-                .count()
-                + 1;
-            let mut e = ParseError::new(
-                origin,
-                format!("invalid UTF-8 at byte {}", err.valid_up_to()),
-            );
-            e.line = Some(line);
-            e.column = Some(column);
-            Err(e)
-        }
+    std::str::from_utf8(bytes).map_err(|err| {
+        let valid = &bytes[..err.valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        // Columns count characters, as the YAML parser's do.
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        let mut e = ParseError::new(
+            origin,
+            format!("invalid UTF-8 at byte {}", err.valid_up_to()),
+        );
+        e.line = Some(line);
+        e.column = Some(column);
+        e
+    })
+}
+
+/// Reads a source that must hold exactly one non-empty document (YAML or JSON) straight
+/// into `T`, with the line, column and field path of any error. `expected` says what the
+/// document should be, for the message when it is empty.
+pub(crate) fn parse_single<T: serde::de::DeserializeOwned>(
+    src: &str,
+    origin: &str,
+    expected: &str,
+) -> Result<T, ParseError> {
+    if src.len() > MAX_SOURCE_BYTES {
+        return Err(ParseError::new(
+            origin,
+            format!(
+                "the source is {} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted",
+                src.len()
+            ),
+        ));
     }
+    let mut found = None;
+    for (position, de) in serde_norway::Deserializer::from_str(src).enumerate() {
+        let value = serde_norway::Value::deserialize(de)
+            .map_err(|e| ParseError::from_yaml(origin, None, &e))?;
+        if value.is_null() {
+            continue;
+        }
+        if found.is_some() {
+            return Err(ParseError::new(
+                origin,
+                "expected one document, found several (separated by ---)",
+            ));
+        }
+        found = Some(position);
+    }
+    let Some(position) = found else {
+        return Err(ParseError::new(
+            origin,
+            format!("empty document: expected {expected}"),
+        ));
+    };
+    let Some(de) = serde_norway::Deserializer::from_str(src).nth(position) else {
+        return Err(ParseError::new(origin, "the document cannot be read again"));
+    };
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let mut out = ParseError::from_yaml(origin, Some(0), e.inner());
+        // The YAML reader prefixes its message with (part of) the path: say it once.
+        if let Some((head, rest)) = out.message.split_once(": ")
+            && !head.contains(' ')
+            && path.starts_with(head)
+        {
+            out.message = rest.to_owned();
+        }
+        out.path = (path != "." && !path.is_empty()).then_some(path);
+        out
+    })
 }
 
 /// Loads every document of a source.

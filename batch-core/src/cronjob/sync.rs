@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChildJob, CronJobDecision, CronJobOptions, reconcile};
 use crate::job::Event;
-use crate::loader::{MAX_SOURCE_BYTES, ParseError};
+use crate::loader::ParseError;
 use crate::model::{CronJob, CronJobStatus, Timestamp};
 
 /// The input of one `batch sync cronjob` step (conformance-io §4).
@@ -65,52 +65,7 @@ impl SyncInput {
     /// path, when the text is not YAML, holds no document or several, or does not have the
     /// §4 shape (a missing `now` or `cronjob`, an unknown field, a value of the wrong type).
     pub fn parse(src: &str, origin: &str) -> Result<Self, ParseError> {
-        if src.len() > MAX_SOURCE_BYTES {
-            return Err(error(
-                origin,
-                format!(
-                    "the source is {} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted",
-                    src.len()
-                ),
-            ));
-        }
-        let mut found = None;
-        for (position, de) in serde_norway::Deserializer::from_str(src).enumerate() {
-            let value =
-                serde_norway::Value::deserialize(de).map_err(|e| yaml_error(origin, None, &e))?;
-            if value.is_null() {
-                continue;
-            }
-            if found.is_some() {
-                return Err(error(
-                    origin,
-                    "expected one sync document, found several (separated by ---)",
-                ));
-            }
-            found = Some(position);
-        }
-        let Some(position) = found else {
-            return Err(error(
-                origin,
-                "empty document: expected an object with now, cronjob and jobs",
-            ));
-        };
-        let Some(de) = serde_norway::Deserializer::from_str(src).nth(position) else {
-            return Err(error(origin, "the document cannot be read again"));
-        };
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let mut out = yaml_error(origin, Some(0), e.inner());
-            // The YAML reader prefixes its message with (part of) the path: say it once.
-            if let Some((head, rest)) = out.message.split_once(": ")
-                && !head.contains(' ')
-                && path.starts_with(head)
-            {
-                out.message = rest.to_owned();
-            }
-            out.path = (path != "." && !path.is_empty()).then_some(path);
-            out
-        })
+        crate::loader::parse_single(src, origin, "an object with now, cronjob and jobs")
     }
 
     /// Reads a sync document given as bytes (as read from a file): checks the size limit
@@ -120,28 +75,7 @@ impl SyncInput {
     ///
     /// As [`SyncInput::parse`], plus a [`ParseError`] when the bytes are not UTF-8.
     pub fn parse_bytes(bytes: &[u8], origin: &str) -> Result<Self, ParseError> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        if bytes.len() > MAX_SOURCE_BYTES {
-            return Err(error(
-                origin,
-                format!(
-                    "the source is {} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted",
-                    bytes.len()
-                ),
-            ));
-        }
-        match std::str::from_utf8(bytes) {
-            Ok(text) => SyncInput::parse(text, origin),
-            Err(err) => {
-                let valid = bytes.get(..err.valid_up_to()).unwrap_or_default();
-                let mut e = error(
-                    origin,
-                    format!("invalid UTF-8 at byte {}", err.valid_up_to()),
-                );
-                e.line = Some(valid.iter().filter(|b| **b == b'\n').count() + 1);
-                Err(e)
-            }
-        }
+        Self::parse(crate::loader::decode(bytes, origin)?, origin)
     }
 
     /// The CronJob with the API defaults applied, as [`sync`] reconciles it.
@@ -217,31 +151,4 @@ pub fn sync_decision(input: &SyncInput, options: &CronJobOptions) -> CronJobDeci
 /// returns the §4 output.
 pub fn sync(input: &SyncInput, options: &CronJobOptions) -> SyncOutput {
     SyncOutput::from_decision(&sync_decision(input, options), input.now)
-}
-
-fn error(origin: &str, message: impl Into<String>) -> ParseError {
-    ParseError {
-        origin: origin.to_owned(),
-        line: None,
-        column: None,
-        document: None,
-        path: None,
-        message: message.into(),
-    }
-}
-
-fn yaml_error(origin: &str, document: Option<usize>, err: &serde_norway::Error) -> ParseError {
-    let mut text = err.to_string();
-    let mut e = error(origin, String::new());
-    e.document = document;
-    if let Some(loc) = err.location() {
-        e.line = Some(loc.line());
-        e.column = Some(loc.column());
-        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-        if let Some(stripped) = text.strip_suffix(&suffix) {
-            text = stripped.trim_end_matches(',').to_owned();
-        }
-    }
-    e.message = text;
-    e
 }

@@ -82,6 +82,20 @@ fn main() -> ExitCode {
     ExitCode::from(outcome.code())
 }
 
+/// Reads a FILE argument: a path, or `-` for standard input. The error is the one-line
+/// message to print.
+fn read_input(file: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let result = if file == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::read(file).map(|b| bytes = b)
+    };
+    result.map_err(|e| format!("error: {file}: cannot read: {e}"))?;
+    Ok(bytes)
+}
+
 /// How a command ended, ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {

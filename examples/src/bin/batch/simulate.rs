@@ -1,6 +1,6 @@
 //! `batch simulate FILE`: conformance-io.md §5.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use batch_core::simulate::{self, SimulateError, SimulationDocument};
 
@@ -17,16 +17,13 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> Outcome {
     let file = &args.file;
-    let mut bytes = Vec::new();
-    let read = if file == "-" {
-        io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
-    } else {
-        std::fs::read(file).map(|b| bytes = b)
+    let bytes = match crate::read_input(file) {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            eprintln!("{message}");
+            return Outcome::Unreadable;
+        }
     };
-    if let Err(e) = read {
-        eprintln!("error: {file}: cannot read: {e}");
-        return Outcome::Unreadable;
-    }
     let origin = if file == "-" {
         "<stdin>"
     } else {

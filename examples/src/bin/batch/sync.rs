@@ -2,7 +2,7 @@
 //! `batch sync cronjob FILE [--dst POLICY]`: conformance-io.md §4 (one step of the CronJob
 //! machine).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use batch_core::cron::DstPolicy;
 use batch_core::cronjob::CronJobOptions;
@@ -65,7 +65,7 @@ pub(crate) fn run(args: &Args) -> Outcome {
 }
 
 fn run_cron_job(args: &CronJobArgs) -> Outcome {
-    let input = match read(&args.file).and_then(|bytes| {
+    let input = match crate::read_input(&args.file).and_then(|bytes| {
         cron_sync::SyncInput::parse_bytes(&bytes, &args.file).map_err(|e| format!("error: {e}"))
     }) {
         Ok(input) => input,
@@ -81,7 +81,7 @@ fn run_cron_job(args: &CronJobArgs) -> Outcome {
 }
 
 fn run_job(args: &JobArgs) -> Outcome {
-    let input = match read(&args.file).and_then(|bytes| {
+    let input = match crate::read_input(&args.file).and_then(|bytes| {
         SyncInput::parse_bytes(&bytes, &args.file).map_err(|e| format!("error: {e}"))
     }) {
         Ok(input) => input,
@@ -109,15 +109,4 @@ fn print_json(output: &impl Serialize) {
     {
         eprintln!("error: cannot write the output: {e}");
     }
-}
-
-fn read(file: &str) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    let result = if file == "-" {
-        io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
-    } else {
-        std::fs::read(file).map(|b| bytes = b)
-    };
-    result.map_err(|e| format!("error: {file}: cannot read: {e}"))?;
-    Ok(bytes)
 }

@@ -1,6 +1,6 @@
 //! `batch validate FILE...`: conformance-io.md §1.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use batch_core::loader::{self, Document};
 use batch_core::validation::{FieldError, ValidationErrors};
@@ -45,7 +45,7 @@ pub(crate) fn run(args: &Args) -> Outcome {
     let mut out = stdout.lock();
     let mut outcome = Outcome::Ok;
     for file in &args.files {
-        let docs = match read(file)
+        let docs = match crate::read_input(file)
             .and_then(|bytes| loader::load_bytes(&bytes, file).map_err(|e| format!("error: {e}")))
         {
             Ok(docs) => docs,
@@ -75,17 +75,6 @@ pub(crate) fn run(args: &Args) -> Outcome {
         }
     }
     outcome
-}
-
-fn read(file: &str) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    let result = if file == "-" {
-        io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
-    } else {
-        std::fs::read(file).map(|b| bytes = b)
-    };
-    result.map_err(|e| format!("error: {file}: cannot read: {e}"))?;
-    Ok(bytes)
 }
 
 fn write_json(
