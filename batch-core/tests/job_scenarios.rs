@@ -16,6 +16,10 @@
 //! * numbers compare by value (`10` matches `10.0`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{merge, subset};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -24,70 +28,6 @@ use serde_json::{Map, Value, json};
 
 fn folder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/job_scenarios")
-}
-
-/// Merges `patch` into `target` (JSON merge patch: `null` removes a key).
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn is_zero(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-    }
-}
-
-/// Checks `actual` against `expected`; returns the first mismatch as `path: message`.
-fn subset(expected: &Value, actual: Option<&Value>, path: &str) -> Result<(), String> {
-    let Some(actual) = actual else {
-        return if is_zero(expected) {
-            Ok(())
-        } else {
-            Err(format!("{path}: expected {expected}, found nothing"))
-        };
-    };
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, v) in e {
-                subset(v, a.get(k), &format!("{path}.{k}"))?;
-            }
-            Ok(())
-        }
-        (Value::Object(e), Value::Null) if e.is_empty() => Ok(()),
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                return Err(format!(
-                    "{path}: expected {} items {expected}, found {} {actual}",
-                    e.len(),
-                    a.len()
-                ));
-            }
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                subset(ev, Some(av), &format!("{path}[{i}]"))?;
-            }
-            Ok(())
-        }
-        (Value::Number(e), Value::Number(a)) if e.as_f64() == a.as_f64() => Ok(()),
-        (e, Value::Null) if is_zero(e) => Ok(()),
-        (e, a) if e == a => Ok(()),
-        (e, a) => Err(format!("{path}: expected {e}, found {a}")),
-    }
 }
 
 /// Runs one step; returns the extended output.
