@@ -204,6 +204,8 @@ scenarios! {
     dst_spring_forward_run_once_runs_after_gap,
     every_schedule_counts_from_last_schedule_time,
     existing_finished_job_with_deterministic_name_advances_schedule,
+    existing_slot_job_does_not_bypass_forbid,
+    existing_slot_job_does_not_bypass_replace,
     existing_job_with_deterministic_name_is_never_created_twice,
     forbid_skips_then_starts_late_when_job_ends,
     forbid_with_deadline_drops_late_start,

@@ -42,7 +42,15 @@ pub fn reconcile(
         events: Vec::new(),
         requeue_at: None,
     };
+    // History cleanup comes before the sync proper (spec §4.5): a Job it deletes takes no
+    // further part in this step.
     cleanup_history(cron_job, jobs, &mut d);
+    let remaining: Vec<ChildJob> = jobs
+        .iter()
+        .filter(|j| !d.delete.contains(&j.name))
+        .cloned()
+        .collect();
+    let jobs = remaining.as_slice();
     track_children(jobs, &mut d);
 
     if cron_job.metadata.deletion_timestamp.is_some() {
@@ -95,10 +103,14 @@ pub fn reconcile(
 
     // Step 7: the most recent due time, exactly, within the starting deadline.
     let earliest = earliest(cron_job, &d.status);
+    // Clamped to ±100 years rather than dropped when out of range, so that an (unvalidated)
+    // i64::MIN behaves like any other negative deadline and i64::MAX like a very long one,
+    // and the arithmetic below stays within chrono's range.
+    const CENTURY_SECONDS: i64 = 100 * 365 * 24 * 3600;
     let deadline = cron_job
         .spec
         .starting_deadline_seconds
-        .and_then(Duration::try_seconds);
+        .map(|secs| Duration::seconds(secs.clamp(-CENTURY_SECONDS, CENTURY_SECONDS)));
     let window_start = match deadline.and_then(|dl| now.checked_sub_signed(dl)) {
         Some(start) => start.max(earliest),
         None => earliest,
@@ -153,18 +165,6 @@ pub fn reconcile(
         d.requeue_at = clock.requeue_at(cron_job, &d.status);
         return d;
     }
-    // A child Job with the deterministic name exists but the status does not record it (a
-    // restart between creating the Job and writing the status): it is this slot's Job.
-    // Recorded, never created again (upstream reaches the same state through AlreadyExists).
-    if let Some(existing) = jobs.iter().find(|j| j.name == name) {
-        if existing.finished.is_none() {
-            d.status.active.push(job_reference(cron_job, &name));
-        }
-        d.status.last_schedule_time = Some(scheduled);
-        d.requeue_at = clock.requeue_at(cron_job, &d.status);
-        return d;
-    }
-
     match cron_job.spec.concurrency_policy {
         // Step 10: lastScheduleTime is not advanced, so the slot starts late once the
         // running Job ends (upstream behaviour, spec §9.5).
@@ -188,6 +188,17 @@ pub fn reconcile(
             }
         }
         _ => {}
+    }
+
+    // Step 12, AlreadyExists: a child Job with the deterministic name exists but the
+    // status does not record it (a restart between creating the Job and writing the
+    // status). As upstream, it is treated as created — after Forbid and Replace had their
+    // say — and never created twice.
+    if jobs.iter().any(|j| j.name == name) {
+        d.status.active.push(job_reference(cron_job, &name));
+        d.status.last_schedule_time = Some(scheduled);
+        d.requeue_at = clock.requeue_at(cron_job, &d.status);
+        return d;
     }
 
     // Steps 12 and 13.
