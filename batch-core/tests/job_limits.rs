@@ -66,17 +66,15 @@ fn at_most_500_pods_are_deleted_in_one_step() {
 #[test]
 fn at_most_500_terminal_pods_are_counted_in_one_step_and_the_job_waits() {
     // 600 succeeded pods of a 600-completion NonIndexed Job: 500 are counted and released
-    // now; the Job is not declared finished in a step that hit the limit.
+    // now; the Job is not declared finished (Complete) in a step that hit the limit.
     let j = job(serde_json::json!({"completions": 600, "parallelism": 600}));
     let done = pods(600, PodPhase::Succeeded);
     let now = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap();
     let d = reconcile(&j, &done, &JobMemory::default(), now);
     assert_eq!(d.release.len(), 500);
     assert_eq!(d.status.succeeded, 500);
-    assert!(
-        !d.status
-            .has_true_condition(&JobConditionType::SuccessCriteriaMet)
-    );
+    // The target may be recorded, but the Job is not declared finished in this step.
+    assert!(!d.status.has_true_condition(&JobConditionType::Complete));
 
     // Next step: the released pods are gone; the other 100 are counted and the Job completes.
     let mut next = j.clone();
@@ -113,4 +111,26 @@ fn pods_listed_as_uncounted_by_an_earlier_write_are_counted_exactly_once() {
     next.status = d.status.clone();
     let d2 = reconcile(&next, &[], &d.memory, now);
     assert_eq!(d2.status.succeeded, 2);
+}
+
+#[test]
+fn a_failing_job_deletes_every_active_pod_not_only_500() {
+    // The 500 cap belongs to manageJob; the failure path deletes all active pods (spec
+    // §2.10 step 1) and records the FailureTarget. Found in review.
+    let j = job(serde_json::json!({"completions": 600, "parallelism": 501, "backoffLimit": 0}));
+    let mut observed = pods(501, PodPhase::Running);
+    observed.push(ObservedPod {
+        name: "big-failed".into(),
+        phase: PodPhase::Failed,
+        finished_at: Some(Utc.timestamp_opt(1_767_226_000, 0).unwrap()),
+        ..ObservedPod::default()
+    });
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 4, 0, 0).unwrap();
+    let d = reconcile(&j, &observed, &JobMemory::default(), now);
+    assert_eq!(d.delete.len(), 501);
+    assert_eq!(d.status.active, 0);
+    assert!(
+        d.status
+            .has_true_condition(&JobConditionType::FailureTarget)
+    );
 }

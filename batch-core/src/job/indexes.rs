@@ -33,11 +33,13 @@ impl IndexSet {
                 },
             };
             let Some((start, end)) = parsed else { continue };
-            if start < 0 || end < start {
-                continue;
-            }
+            // The first item starting at or beyond completions ends the reading, before any
+            // other check of the item (spec §2.8).
             if start >= completions {
                 break;
+            }
+            if start < 0 || end < start {
+                continue;
             }
             set.insert_range(start, end.min(completions.saturating_sub(1)));
         }

@@ -242,11 +242,11 @@ impl<'a> Step<'a> {
         let uncounted_failed: BTreeSet<&str> =
             uncounted.failed.iter().map(String::as_str).collect();
 
-        // Start time (§2.3); modern: cleared while suspended (§1.3, §2.7).
+        // Start time (§2.3); modern: cleared by the suspension (§1.3, §2.7) — in the step
+        // that suspends pods below, so that a Job finishing while suspended keeps it.
         let was_suspended = status_in.has_true_condition(&JobConditionType::Suspended);
-        if self.suspended {
-            status.start_time = None;
-        } else if status.start_time.is_none() || was_suspended {
+        let being_deleted = self.job.metadata.deletion_timestamp.is_some();
+        if !self.suspended && (status.start_time.is_none() || was_suspended) {
             status.start_time = Some(now);
         }
 
@@ -446,7 +446,8 @@ impl<'a> Step<'a> {
                 // deleted and not counted.
                 let mut victims: Vec<&ObservedPod> = active.clone();
                 victims.sort_by(|a, b| deletion_order(a, b));
-                for p in victims.iter().take(MAX_POD_CREATE_DELETE_BATCH) {
+                // Every active pod (spec §2.10 step 1; the 500 cap is manageJob's).
+                for p in &victims {
                     d.delete.push(p.name.clone());
                     d.events.push(deleted_event(p));
                     deleted_on_finish.insert(p.name.as_str());
@@ -454,10 +455,12 @@ impl<'a> Step<'a> {
                         removed_by_controller.insert(p.name.as_str());
                     }
                 }
-                let n = victims.len().min(MAX_POD_CREATE_DELETE_BATCH);
+                let n = victims.len();
                 active_count -= i64::try_from(n).unwrap_or(0);
                 terminating += n;
             }
+            // §2.12/§2.13: a Job being deleted creates, deletes and suspends nothing.
+            None if being_deleted => {}
             None if self.suspended => {
                 // §2.12 step 1: every active pod goes, in removal order; released first,
                 // never counted.
@@ -503,8 +506,10 @@ impl<'a> Step<'a> {
                 });
             } else if manage_called {
                 // §2.13: the Suspended condition moves only in a step that managed pods and
-                // did not complete the Job.
+                // did not complete the Job; so does the clearing of startTime (a finished Job
+                // always has one).
                 if self.suspended {
+                    status.start_time = None;
                     if ensure_condition(
                         &mut status.conditions,
                         JobConditionType::Suspended,
@@ -530,7 +535,8 @@ impl<'a> Step<'a> {
 
         // Status accounting (§2.9): count terminal pods exactly once, then release them.
         let failing = finished.as_ref().is_some_and(|f| !f.success);
-        let mut new_uncounted = 0usize;
+        // The cap counts the entries already uncounted too (spec §2.9).
+        let mut new_uncounted = uncounted.succeeded.len() + uncounted.failed.len();
         let mut hit_cap = false;
         let mut succeeded_delta = 0i64;
         let mut failed_delta = 0i64;
@@ -545,6 +551,7 @@ impl<'a> Step<'a> {
                 uncounted_succeeded.contains(p.uid()) || uncounted_failed.contains(p.uid());
             let considered_failed = self.is_pod_failed(p);
             let can_release = finished.is_some()
+                || being_deleted
                 || p.phase == PodPhase::Succeeded
                 || (considered_failed && !delayed.contains(p.name.as_str()));
             if !can_release {
@@ -605,9 +612,7 @@ impl<'a> Step<'a> {
 
         // Terminal conditions (§2.10): the target first, the final condition once every pod
         // is gone and counted.
-        if let Some(f) = &finished
-            && !hit_cap
-        {
+        if let Some(f) = &finished {
             let target = if f.success {
                 JobConditionType::SuccessCriteriaMet
             } else {
@@ -621,7 +626,8 @@ impl<'a> Step<'a> {
                 &f.message,
                 now,
             );
-            if terminating == 0 && status.active == 0 {
+            // Not declared finished in a step that hit the counting cap (spec §2.9).
+            if terminating == 0 && status.active == 0 && !hit_cap {
                 let final_type = if f.success {
                     JobConditionType::Complete
                 } else {
