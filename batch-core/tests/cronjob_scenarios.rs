@@ -23,7 +23,6 @@ mod common;
 
 use common::{merge, subset};
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use batch_core::cron::DstPolicy;
@@ -163,32 +162,7 @@ macro_rules! scenarios {
 
 #[test]
 fn every_scenario_file_is_listed() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(folder())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect();
-    let listed: BTreeSet<String> = LISTED.iter().map(|s| (*s).to_owned()).collect();
-    let missing: Vec<_> = on_disk.difference(&listed).collect();
-    let absent: Vec<_> = listed.difference(&on_disk).collect();
-    assert!(
-        missing.is_empty(),
-        "scenario files not listed in scenarios!: {missing:?}"
-    );
-    assert!(
-        absent.is_empty(),
-        "listed scenarios with no file: {absent:?}"
-    );
-    let other: Vec<_> = std::fs::read_dir(folder())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_none_or(|e| e != "yaml"))
-        .collect();
-    assert!(
-        other.is_empty(),
-        "files that are not .yaml scenarios: {other:?}"
-    );
+    common::check_every_file_is_listed(&folder(), LISTED);
 }
 
 scenarios! {

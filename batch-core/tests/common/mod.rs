@@ -1,6 +1,9 @@
 //! Helpers shared by the data-driven scenario harnesses (`job_scenarios.rs`,
 //! `cronjob_scenarios.rs`): JSON merge patches and "expected is a subset of actual".
 
+use std::collections::BTreeSet;
+use std::path::Path;
+
 use serde_json::Value;
 
 /// Merges `patch` into `target` (JSON merge patch: `null` removes a key).
@@ -65,4 +68,35 @@ pub(crate) fn subset(expected: &Value, actual: Option<&Value>, path: &str) -> Re
         (e, a) if e == a => Ok(()),
         (e, a) => Err(format!("{path}: expected {e}, found {a}")),
     }
+}
+
+/// Fails unless every `.yaml` file in `folder` is a listed scenario, every listed scenario
+/// has a file, and the folder holds nothing else.
+pub(crate) fn check_every_file_is_listed(folder: &Path, listed: &[&str]) {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let listed: BTreeSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
+    let missing: Vec<_> = on_disk.difference(&listed).collect();
+    let absent: Vec<_> = listed.difference(&on_disk).collect();
+    assert!(
+        missing.is_empty(),
+        "scenario files not listed in scenarios!: {missing:?}"
+    );
+    assert!(
+        absent.is_empty(),
+        "listed scenarios with no file: {absent:?}"
+    );
+    let other: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|e| e != "yaml"))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "files that are not .yaml scenarios: {other:?}"
+    );
 }
