@@ -2,8 +2,8 @@
 //! clock.
 
 use super::{
-    CronJobSimulation, CronJobSimulationInput, DEFAULT_HORIZON, JobResult, JobRule,
-    MAX_STEPS_PER_INSTANT, SIMULATED_UID, SimEvent, SimEventKind, SimulateError,
+    CronJobSimulation, CronJobSimulationInput, JobResult, JobRule, MAX_STEPS_PER_INSTANT,
+    SIMULATED_UID, SimEvent, SimEventKind, SimulateError,
 };
 use crate::cronjob::{ChildJob, ChildJobResult, CronJobDecision, CronJobOptions, reconcile};
 use crate::job::EventType;
@@ -38,19 +38,7 @@ pub(super) fn run(input: &CronJobSimulationInput) -> Result<CronJobSimulation, S
         cron_job.metadata.creation_timestamp = Some(input.start);
     }
     crate::validation::validate_cron_job(&cron_job).map_err(SimulateError::InvalidCronJob)?;
-    let horizon = match input.until {
-        Some(until) if until < input.start => {
-            return Err(SimulateError::InvalidHorizon {
-                start: input.start,
-                until,
-            });
-        }
-        Some(until) => until,
-        None => input
-            .start
-            .checked_add_signed(DEFAULT_HORIZON)
-            .unwrap_or(input.start),
-    };
+    let horizon = super::horizon(input.start, input.until)?;
     let options = CronJobOptions::new().with_dst(input.dst);
 
     let mut world = World {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use chrono::Duration;
 
 use super::{
-    CRASH_LOOP_BASE, CRASH_LOOP_CAP, DEFAULT_HORIZON, DEFAULT_TERMINATION_GRACE_PERIOD,
-    KILLED_EXIT_CODE, MAX_STEPS_PER_INSTANT, PodRule, SIMULATED_UID, SimEvent, SimEventKind,
-    SimulateError, Simulation, SimulationInput,
+    CRASH_LOOP_BASE, CRASH_LOOP_CAP, DEFAULT_TERMINATION_GRACE_PERIOD, KILLED_EXIT_CODE,
+    MAX_STEPS_PER_INSTANT, PodRule, SIMULATED_UID, SimEvent, SimEventKind, SimulateError,
+    Simulation, SimulationInput,
 };
 use crate::job::{
     ContainerState, EventType, JobDecision, JobMemory, ObservedPod, PodCondition, PodPhase,
@@ -108,19 +108,7 @@ pub(super) fn run(input: &SimulationInput) -> Result<Simulation, SimulateError> 
     crate::validation::validate_job(&job).map_err(SimulateError::InvalidJob)?;
     let template = Template::of(&job);
     check_rules(&input.pods, &template)?;
-    let horizon = match input.until {
-        Some(until) if until < input.start => {
-            return Err(SimulateError::InvalidHorizon {
-                start: input.start,
-                until,
-            });
-        }
-        Some(until) => until,
-        None => input
-            .start
-            .checked_add_signed(DEFAULT_HORIZON)
-            .unwrap_or(input.start),
-    };
+    let horizon = super::horizon(input.start, input.until)?;
 
     let mut world = World {
         rules: &input.pods,

@@ -192,6 +192,15 @@ mod output;
 pub const SIMULATED_UID: &str = "00000000-0000-0000-0000-000000000000";
 /// How far a run goes without `until`.
 pub const DEFAULT_HORIZON: Duration = Duration::days(30);
+
+/// The last instant of a run: `until`, or `start` + [`DEFAULT_HORIZON`] when unset.
+fn horizon(start: Timestamp, until: Option<Timestamp>) -> Result<Timestamp, SimulateError> {
+    match until {
+        Some(until) if until < start => Err(SimulateError::InvalidHorizon { start, until }),
+        Some(until) => Ok(until),
+        None => Ok(start.checked_add_signed(DEFAULT_HORIZON).unwrap_or(start)),
+    }
+}
 /// `terminationGracePeriodSeconds` when the pod template does not set it.
 pub const DEFAULT_TERMINATION_GRACE_PERIOD: Duration = Duration::seconds(30);
 /// The exit code of a container killed at the end of its grace period (SIGKILL).
