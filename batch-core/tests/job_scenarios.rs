@@ -59,28 +59,7 @@ fn step(input: &Value, label: &str) -> Value {
 }
 
 fn run(name: &str) {
-    let path = folder().join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: cannot read: {e}", path.display()));
-    let doc: Value = serde_norway::from_str(&text)
-        .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
-    let Value::Object(mut doc) = doc else {
-        panic!("{name}: a scenario is an object");
-    };
-    doc.remove("description");
-    let steps: Vec<Value> = match doc.remove("steps") {
-        Some(Value::Array(steps)) => steps,
-        Some(_) => panic!("{name}: steps must be a list"),
-        None => {
-            let mut one = Map::new();
-            for key in ["now", "pods", "expect"] {
-                if let Some(v) = doc.remove(key) {
-                    one.insert(key.into(), v);
-                }
-            }
-            vec![Value::Object(one)]
-        }
-    };
+    let (mut doc, steps) = common::read_scenario(&folder(), name, &["now", "pods", "expect"]);
     let mut job = doc
         .remove("job")
         .unwrap_or_else(|| panic!("{name}: no job"));

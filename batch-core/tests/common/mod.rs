@@ -100,3 +100,35 @@ pub(crate) fn check_every_file_is_listed(folder: &Path, listed: &[&str]) {
         "files that are not .yaml scenarios: {other:?}"
     );
 }
+
+/// Reads scenario `name` from `folder`: the document without its `description`, and its
+/// steps — the `steps` list, or one step made of the top-level `step_keys`.
+pub(crate) fn read_scenario(
+    folder: &Path,
+    name: &str,
+    step_keys: &[&str],
+) -> (serde_json::Map<String, Value>, Vec<Value>) {
+    let path = folder.join(format!("{name}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: cannot read: {e}", path.display()));
+    let doc: Value = serde_norway::from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
+    let Value::Object(mut doc) = doc else {
+        panic!("{name}: a scenario is an object");
+    };
+    doc.remove("description");
+    let steps: Vec<Value> = match doc.remove("steps") {
+        Some(Value::Array(steps)) => steps,
+        Some(_) => panic!("{name}: steps must be a list"),
+        None => {
+            let mut one = serde_json::Map::new();
+            for key in step_keys {
+                if let Some(v) = doc.remove(*key) {
+                    one.insert((*key).into(), v);
+                }
+            }
+            vec![Value::Object(one)]
+        }
+    };
+    (doc, steps)
+}
