@@ -1,14 +1,11 @@
 //! `batch schedule` as a user runs it (conformance-io.md §2).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+mod common;
 
-fn batch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args(args)
-        .output()
-        .expect("the batch binary runs")
-}
+use common::batch;
+
+use std::process::Output;
 
 fn lines(out: &Output) -> Vec<String> {
     String::from_utf8(out.stdout.clone())

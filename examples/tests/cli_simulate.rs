@@ -1,27 +1,14 @@
 //! `batch simulate` as a user runs it: the real binary on real files (conformance-io.md §5).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use serde_json::Value;
+use common::{batch, json_lines, stderr, temp_file};
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 const CORPUS: &str = "../../shared/corpus/k8s-website";
-
-fn batch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args(args)
-        .output()
-        .expect("the batch binary runs")
-}
-
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("batch-cli-simulate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path
-}
 
 /// A simulation document around a corpus manifest.
 fn corpus_document(file: &str, pods: &str) -> String {
@@ -38,25 +25,13 @@ fn corpus_document(file: &str, pods: &str) -> String {
     format!("start: 2026-01-01T00:00:00Z\njob:\n{job}pods:\n{pods}")
 }
 
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn two_runs_print_identical_bytes() {
     let doc = corpus_document(
         "job-backoff-limit-per-index-example.yaml",
         "  - match: {index: \"0,2,4,6,8\"}\n    runFor: 5s\n    exitCode: 1\n  - runFor: 5s\n",
     );
-    let file = temp_file("determinism.yaml", &doc);
+    let file = temp_file("cli-simulate", "determinism.yaml", &doc);
     let file = file.to_str().unwrap();
     let first = batch(&["simulate", file]);
     let second = batch(&["simulate", file]);
@@ -72,7 +47,12 @@ fn prints_events_in_time_order_then_the_final_status() {
         "job-pod-failure-policy-example.yaml",
         "  - runFor: 5s\n    exitCode: 42\n",
     );
-    let out = batch(&["simulate", temp_file("pfp.yaml", &doc).to_str().unwrap()]);
+    let out = batch(&[
+        "simulate",
+        temp_file("cli-simulate", "pfp.yaml", &doc)
+            .to_str()
+            .unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
     let (last, events) = lines.split_last().unwrap();
@@ -135,7 +115,9 @@ fn indexed_creates_carry_the_index() {
     let doc = corpus_document("indexed-job.yaml", "  - runFor: 1s\n");
     let out = batch(&[
         "simulate",
-        temp_file("indexed.yaml", &doc).to_str().unwrap(),
+        temp_file("cli-simulate", "indexed.yaml", &doc)
+            .to_str()
+            .unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
@@ -176,6 +158,7 @@ fn stdin_is_read_with_a_dash() {
 #[test]
 fn unreadable_input_exits_2_naming_file_line_and_column() {
     let file = temp_file(
+        "cli-simulate",
         "bad.yaml",
         "start: 2026-01-01T00:00:00Z\njob: {metadata: {name: a}}\npods:\n  - runFor: [5s]\n",
     );
@@ -194,6 +177,7 @@ fn unreadable_input_exits_2_naming_file_line_and_column() {
 #[test]
 fn an_invalid_job_or_a_cronjob_exits_1() {
     let file = temp_file(
+        "cli-simulate",
         "invalid.yaml",
         "start: 2026-01-01T00:00:00Z\njob:\n  metadata: {name: a}\n  spec: {template: {spec: {restartPolicy: Always, containers: [{name: main, image: x}]}}}\n",
     );
@@ -207,6 +191,7 @@ fn an_invalid_job_or_a_cronjob_exits_1() {
     assert!(out.stdout.is_empty());
 
     let file = temp_file(
+        "cli-simulate",
         "cron.yaml",
         "start: 2026-01-01T00:00:00Z\ncronjob: {metadata: {name: c}}\njobs: [{runFor: 90s, result: Complete}]\n",
     );

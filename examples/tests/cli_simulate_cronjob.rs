@@ -3,39 +3,14 @@
 //! events, the CronJob status on the final line, the usual exit codes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{batch, json_lines, stderr, temp_file};
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
-
-fn batch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args(args)
-        .output()
-        .expect("the batch binary runs")
-}
-
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("batch-cli-simulate-cronjob-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 const WEEK: &str = r#"start: 2024-03-04T00:00:00Z
 until: 2024-03-11T00:00:00Z
@@ -65,7 +40,7 @@ jobs:
 
 #[test]
 fn a_week_of_a_cronjob_prints_its_jobs_then_the_cronjob_status() {
-    let file = temp_file("week.yaml", WEEK);
+    let file = temp_file("cli-simulate-cronjob", "week.yaml", WEEK);
     let file = file.to_str().unwrap();
     let out = batch(&["simulate", file]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -163,7 +138,7 @@ fn the_dst_key_chooses_the_policy() {
     let count = |dst: &str| {
         let out = batch(&[
             "simulate",
-            temp_file(&format!("dst-{dst}.yaml"), &doc(dst))
+            temp_file("cli-simulate-cronjob", &format!("dst-{dst}.yaml"), doc(dst))
                 .to_str()
                 .unwrap(),
         ]);
@@ -181,6 +156,7 @@ fn the_dst_key_chooses_the_policy() {
 #[test]
 fn an_invalid_cronjob_exits_1_and_an_unreadable_document_2() {
     let file = temp_file(
+        "cli-simulate-cronjob",
         "invalid.yaml",
         "start: 2026-01-01T00:00:00Z\ncronjob:\n  metadata: {name: c}\n  spec: {schedule: \"0 0 * * 7\", concurrencyPolicy: Sometimes, jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: x}]}}}}}\njobs: [{runFor: 90s}]\n",
     );
@@ -210,7 +186,12 @@ fn an_invalid_cronjob_exits_1_and_an_unreadable_document_2() {
             "start: 2026-01-01T00:00:00Z\ncronjob: {metadata: {name: c}}\npods: [{runFor: 5s}]\n",
         ),
     ] {
-        let out = batch(&["simulate", temp_file(name, text).to_str().unwrap()]);
+        let out = batch(&[
+            "simulate",
+            temp_file("cli-simulate-cronjob", name, text)
+                .to_str()
+                .unwrap(),
+        ]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
         assert!(out.stdout.is_empty());
         assert!(stderr(&out).contains(name), "{}", stderr(&out));

@@ -1,18 +1,14 @@
 //! `batch sync job` as a user runs it: the real binary on real files (conformance-io §3).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{batch, temp_file};
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
-
-fn batch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args(args)
-        .output()
-        .expect("the batch binary runs")
-}
 
 fn batch_stdin(args: &[&str], input: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_batch"))
@@ -31,17 +27,9 @@ fn batch_stdin(args: &[&str], input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("batch-cli-sync-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path
-}
-
 /// Runs `batch sync job` on a document; expects exit 0 and exactly one JSON line.
 fn sync_ok(name: &str, doc: &str) -> Value {
-    let path = temp_file(name, doc);
+    let path = temp_file("cli-sync", name, doc);
     let out = batch(&["sync", "job", path.to_str().unwrap()]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -60,7 +48,7 @@ fn sync_ok(name: &str, doc: &str) -> Value {
 
 /// Runs `batch sync job` on an unreadable document; returns stderr.
 fn sync_unreadable(name: &str, doc: &str) -> String {
-    let path = temp_file(name, doc);
+    let path = temp_file("cli-sync", name, doc);
     let out = batch(&["sync", "job", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "exit 2 for {doc}");
     assert!(out.stdout.is_empty(), "nothing on stdout");
@@ -114,7 +102,7 @@ fn output_has_the_documented_fields_in_order() {
     let mut keys_sorted = keys.clone();
     keys_sorted.sort_unstable();
     assert_eq!(keys_sorted, expected);
-    let path = temp_file("indexed-raw.yaml", INDEXED);
+    let path = temp_file("cli-sync", "indexed-raw.yaml", INDEXED);
     let raw = String::from_utf8(batch(&["sync", "job", path.to_str().unwrap()]).stdout).unwrap();
     let positions: Vec<usize> = [
         "\"create\"",

@@ -1,33 +1,18 @@
 //! `batch sync cronjob` as a user runs it: the real binary on real files (conformance-io §4).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{batch, temp_file};
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-fn batch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args(args)
-        .output()
-        .expect("the batch binary runs")
-}
-
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "batch-cli-sync-cronjob-test-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path
-}
-
 /// Runs `batch sync cronjob` on a document; expects exit 0 and exactly one JSON line.
 fn sync_ok(name: &str, doc: &str, extra: &[&str]) -> Value {
-    let path = temp_file(name, doc);
+    let path = temp_file("cli-sync-cronjob", name, doc);
     let mut args = vec!["sync", "cronjob", path.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = batch(&args);
@@ -61,7 +46,7 @@ jobs:
 
 #[test]
 fn conformance_example_gives_the_documented_output() {
-    let path = temp_file("example.yaml", EXAMPLE);
+    let path = temp_file("cli-sync-cronjob", "example.yaml", EXAMPLE);
     let raw =
         String::from_utf8(batch(&["sync", "cronjob", path.to_str().unwrap()]).stdout).unwrap();
     let positions: Vec<usize> = [
@@ -173,6 +158,7 @@ fn unusable_zone_or_schedule_is_a_warning_not_an_error() {
 #[test]
 fn unreadable_document_exits_2_naming_file_and_line() {
     let path = temp_file(
+        "cli-sync-cronjob",
         "bad.yaml",
         "now: 2026-01-01T00:00:00Z\ncronjob: {}\njobs:\n  - {name: a, finished: Maybe}\n",
     );
@@ -189,6 +175,7 @@ fn unreadable_document_exits_2_naming_file_and_line() {
     );
 
     let path = temp_file(
+        "cli-sync-cronjob",
         "unknown.yaml",
         "now: 2026-01-01T00:00:00Z\ncronjob: {}\npods: []\n",
     );
@@ -201,7 +188,7 @@ fn unreadable_document_exits_2_naming_file_and_line() {
 
 #[test]
 fn unknown_dst_policy_is_a_usage_error() {
-    let path = temp_file("ok.yaml", EXAMPLE);
+    let path = temp_file("cli-sync-cronjob", "ok.yaml", EXAMPLE);
     let out = batch(&[
         "sync",
         "cronjob",

@@ -1,19 +1,15 @@
 //! `batch validate` as a user runs it: the real binary on real files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{batch, json_lines, temp_file};
+
+use std::path::Path;
 
 use serde_json::Value;
 
 const CORPUS: &str = "../../shared/corpus/k8s-website";
-
-fn batch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args(args)
-        .output()
-        .expect("the batch binary runs")
-}
 
 fn corpus(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,14 +17,6 @@ fn corpus(file: &str) -> String {
         .join(file);
     assert!(path.exists(), "corpus file {} is missing", path.display());
     path.to_string_lossy().into_owned()
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
 }
 
 fn error_fields(report: &Value) -> Vec<(String, String)> {
@@ -43,14 +31,6 @@ fn error_fields(report: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("batch-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path
 }
 
 #[test]
@@ -120,7 +100,7 @@ fn every_corpus_file_gets_the_documented_verdict() {
 
 #[test]
 fn output_lines_follow_the_contract_shape() {
-    let path = temp_file(
+    let path = temp_file("cli-validate", 
         "always.yaml",
         b"apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  template:\n    spec:\n      restartPolicy: Always\n      containers: [{name: pi, image: perl}]\n",
     );
@@ -153,7 +133,7 @@ fn human_output_reads_like_kubectl() {
 
 #[test]
 fn several_documents_are_reported_one_line_each() {
-    let path = temp_file(
+    let path = temp_file("cli-validate", 
         "multi.yaml",
         b"---\n# empty document follows\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: a}\nspec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: i}]}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n---\n{\"apiVersion\": \"batch/v1\", \"kind\": \"CronJob\", \"metadata\": {\"name\": \"c\"}, \"spec\": {\"schedule\": \"@hourly\", \"jobTemplate\": {\"spec\": {\"template\": {\"spec\": {\"restartPolicy\": \"OnFailure\", \"containers\": [{\"name\": \"c\", \"image\": \"i\"}]}}}}}}\n",
     );
@@ -188,7 +168,7 @@ fn bad_input_is_a_clear_error_never_a_panic() {
         ("unclosed.yaml", b"apiVersion: batch/v1\nkind: Job\nspec: {completions: 1\n".to_vec(), "line"),
     ];
     for (name, contents, needle) in cases {
-        let path = temp_file(name, &contents);
+        let path = temp_file("cli-validate", name, &contents);
         let out = batch(&["validate", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
@@ -212,7 +192,7 @@ fn a_missing_file_is_exit_2_and_the_others_are_still_checked() {
 
 #[test]
 fn an_empty_file_has_no_documents_and_is_valid() {
-    let path = temp_file("empty.yaml", b"# nothing here\n");
+    let path = temp_file("cli-validate", "empty.yaml", b"# nothing here\n");
     let out = batch(&["validate", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
