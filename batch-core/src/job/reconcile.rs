@@ -321,8 +321,7 @@ impl<'a> Step<'a> {
         }
 
         // Pods of a pending index whose release waits for a replacement (§2.5.4).
-        let delayed =
-            self.delayed_release_pods(&active, &succeeded_indexes, &failed_indexes, &outcome);
+        let delayed = self.delayed_release_pods(&active, &succeeded_indexes, &failed_indexes);
 
         // Backoff record (§2.5.2), from the new finished pods. A failed pod whose release
         // waits for its replacement (per-index) is new again at every step until then; it
@@ -725,36 +724,44 @@ impl<'a> Step<'a> {
         active: &[&ObservedPod],
         succeeded: &IndexSet,
         failed: &IndexSet,
-        outcome: &dyn Fn(&ObservedPod) -> PolicyOutcome,
     ) -> BTreeSet<&'a str> {
-        let mut kept: BTreeMap<i32, &'a ObservedPod> = BTreeMap::new();
         if self.per_index.is_none() {
             return BTreeSet::new();
         }
         let held: BTreeSet<i32> = active.iter().filter_map(|p| self.valid_index(p)).collect();
+        let pending =
+            |ix: i32| !(succeeded.contains(ix) || failed.contains(ix) || held.contains(&ix));
+        self.last_failed_by_index(|p| !p.counted)
+            .into_iter()
+            .filter(|(ix, _)| pending(*ix))
+            .map(|(_, p)| p.name.as_str())
+            .collect()
+    }
+
+    /// Spec §2.5.4: for each index, the failed pod (among those `candidate` accepts) with the
+    /// highest failure + ignored count, the later finish breaking ties in its favour; scanned
+    /// in pod-list order, a later pod replaces the one kept only if neither is lower.
+    fn last_failed_by_index(
+        &self,
+        candidate: impl Fn(&ObservedPod) -> bool,
+    ) -> BTreeMap<i32, &'a ObservedPod> {
+        let mut kept: BTreeMap<i32, &'a ObservedPod> = BTreeMap::new();
         for p in self
             .pods
             .iter()
-            .filter(|p| !p.counted && p.phase != PodPhase::Succeeded && self.is_pod_failed(p))
+            .filter(|p| p.phase != PodPhase::Succeeded && self.is_pod_failed(p) && candidate(p))
         {
             let Some(ix) = self.valid_index(p) else {
                 continue;
             };
-            if succeeded.contains(ix) || failed.contains(ix) || held.contains(&ix) {
-                continue;
-            }
-            let _ = outcome(p);
-            let count = attempt_count(p);
-            match kept.get(&ix) {
-                Some(current)
-                    if !(count >= attempt_count(current)
-                        && finish_time(p) >= finish_time(current)) => {}
-                _ => {
-                    kept.insert(ix, p);
-                }
+            let replaces = kept.get(&ix).is_none_or(|current| {
+                attempt_count(p) >= attempt_count(current) && finish_time(p) >= finish_time(current)
+            });
+            if replaces {
+                kept.insert(ix, p);
             }
         }
-        kept.values().map(|p| p.name.as_str()).collect()
+        kept
     }
 
     /// Spec §2.12 step 3: the active pods to delete when at least `rm_at_least` must go.
@@ -922,26 +929,11 @@ impl<'a> Step<'a> {
         taken.extend(&held);
 
         // The last failed pod of each index (for counts and per-index backoff).
-        let mut last_failed: BTreeMap<i32, &ObservedPod> = BTreeMap::new();
-        if self.per_index.is_some() {
-            for p in self
-                .pods
-                .iter()
-                .filter(|p| p.phase != PodPhase::Succeeded && self.is_pod_failed(p))
-            {
-                let Some(ix) = self.valid_index(p) else {
-                    continue;
-                };
-                match last_failed.get(&ix) {
-                    Some(current)
-                        if !(attempt_count(p) >= attempt_count(current)
-                            && finish_time(p) >= finish_time(current)) => {}
-                    _ => {
-                        last_failed.insert(ix, p);
-                    }
-                }
-            }
-        }
+        let last_failed = if self.per_index.is_some() {
+            self.last_failed_by_index(|_| true)
+        } else {
+            BTreeMap::new()
+        };
 
         // First the `diff` smallest pending indexes, then per-index backoff filters them
         // (upstream: an index in backoff is not replaced by a later one).
