@@ -186,18 +186,21 @@ pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Vec<Document>, ParseErro
     load_str(decode(bytes, origin)?, origin)
 }
 
+/// Refuses a source larger than [`MAX_SOURCE_BYTES`] before it is parsed.
+fn check_size(len: usize, origin: &str) -> Result<(), ParseError> {
+    if len > MAX_SOURCE_BYTES {
+        return Err(ParseError::new(
+            origin,
+            format!("the source is {len} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the size limit and UTF-8 of a source given as bytes (skipping a UTF-8 byte-order
 /// mark), and returns it as text.
 pub(crate) fn decode<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ParseError> {
-    if bytes.len() > MAX_SOURCE_BYTES {
-        return Err(ParseError::new(
-            origin,
-            format!(
-                "the source is {} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted",
-                bytes.len()
-            ),
-        ));
-    }
+    check_size(bytes.len(), origin)?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|err| {
         let valid = &bytes[..err.valid_up_to()];
@@ -226,15 +229,7 @@ pub(crate) fn parse_single<T: serde::de::DeserializeOwned>(
     origin: &str,
     expected: &str,
 ) -> Result<T, ParseError> {
-    if src.len() > MAX_SOURCE_BYTES {
-        return Err(ParseError::new(
-            origin,
-            format!(
-                "the source is {} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted",
-                src.len()
-            ),
-        ));
-    }
+    check_size(src.len(), origin)?;
     let mut found = None;
     for (position, de) in serde_norway::Deserializer::from_str(src).enumerate() {
         let value = serde_norway::Value::deserialize(de)
@@ -281,15 +276,7 @@ pub(crate) fn parse_single<T: serde::de::DeserializeOwned>(
 /// A [`ParseError`] when the source is too large, is not valid YAML, holds a document that
 /// is not an object, or holds a Job or CronJob with a field of the wrong type or out of range.
 pub fn load_str(src: &str, origin: &str) -> Result<Vec<Document>, ParseError> {
-    if src.len() > MAX_SOURCE_BYTES {
-        return Err(ParseError::new(
-            origin,
-            format!(
-                "the source is {} bytes, more than the {MAX_SOURCE_BYTES} bytes accepted",
-                src.len()
-            ),
-        ));
-    }
+    check_size(src.len(), origin)?;
     if let Some(values) = json_documents(src) {
         let mut docs = Vec::new();
         for (position, value) in values.into_iter().enumerate() {
