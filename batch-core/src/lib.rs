@@ -46,9 +46,11 @@
 //! leave open are recorded in `docs/decisions/`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod clock;
 pub mod cron;
 pub mod cronjob;
 pub mod defaults;
+pub mod executor;
 pub mod job;
 pub mod loader;
 pub mod model;

@@ -1071,19 +1071,27 @@ fn truncate_prefix(prefix: &str, max: usize) -> String {
 }
 
 /// Five characters from Kubernetes' name alphabet, derived from the Job UID and a counter.
+///
+/// The 27^5 = 3^15 five-character suffixes are walked as `start + counter * STRIDE`
+/// (mod 3^15), with `start` a hash of the UID and `STRIDE` prime to 3: the first 14,348,907
+/// pods of a Job all get different names, and the names look scattered.
 fn name_suffix(uid: &str, counter: u64) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    // FNV-1a over the UID and the counter: stable across platforms and releases.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in uid.bytes().chain(counter.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    const SPACE: u64 = 14_348_907; // 27^5
+    const STRIDE: u64 = 5_882_353; // not a multiple of 3
+    // FNV-1a over the UID: stable across platforms and releases.
+    let mut start: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in uid.bytes() {
+        start ^= u64::from(byte);
+        start = start.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    let step = (counter % SPACE) * STRIDE % SPACE;
+    let mut value = (start % SPACE + step) % SPACE;
+    let len = ALPHABET.len() as u64;
     (0..5)
         .map(|_| {
-            let len = ALPHABET.len() as u64;
-            let c = ALPHABET[usize::try_from(hash % len).unwrap_or(0)];
-            hash /= len;
+            let c = ALPHABET[usize::try_from(value % len).unwrap_or(0)];
+            value /= len;
             char::from(c)
         })
         .collect()
@@ -1270,4 +1278,20 @@ fn merge_requeue(d: &mut JobDecision, at: Option<Timestamp>) {
 
 fn clamp_i32(v: i64) -> i32 {
     i32::try_from(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX))).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::name_suffix;
+
+    #[test]
+    fn pod_name_suffixes_never_repeat_within_a_job() {
+        let mut seen = std::collections::HashSet::new();
+        for counter in 0..200_000u64 {
+            assert!(
+                seen.insert(name_suffix("3f1c-uid", counter)),
+                "repeat at {counter}"
+            );
+        }
+    }
 }
