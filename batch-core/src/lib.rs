@@ -47,6 +47,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 pub mod cron;
 pub mod cronjob;
 pub mod defaults;
@@ -54,5 +57,8 @@ pub mod executor;
 pub mod job;
 pub mod loader;
 pub mod model;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod runner;
 pub mod simulate;
 pub mod validation;
