@@ -1,15 +1,160 @@
-//! Runs the pods of batch Jobs on local processes (tokio).
+//! Runs the pods of batch Jobs as local processes (tokio).
 //!
-//! **Status: skeleton.** This crate reserves the name and layout of the Local executor; the
-//! `Executor` trait it will implement lands in batch-core with the runner, and the
-//! implementation follows it. Nothing here starts pods yet.
+//! [`LocalExecutor`] implements batch-core's [`Executor`](batch_core::executor::Executor): a
+//! pod is a set of OS processes, one per container run, each in its own process group. The
+//! `command` and `args` of a container run directly (the image is recorded but not used);
+//! the pod's init containers run in order, native sidecars start with them and stop after
+//! the app containers, failed containers restart in place under `restartPolicy: OnFailure`
+//! with the kubelet's back-off, and the pod phase is derived from the containers as the
+//! kubelet derives it.
 //!
-//! Planned layout (the same in every executor crate): `config.rs`, `executor.rs`,
-//! `translate.rs`, `observe.rs`, `error.rs`, and `tests/conformance.rs` running the shared
-//! conformance suite of `batch-core`.
+//! ```no_run
+//! use std::collections::BTreeMap;
+//!
+//! use batch_core::executor::{Executor, ExecutorExt, PodRequest};
+//! use batch_core::{defaults, job, model::Job};
+//! use batch_executor_local::{LocalExecutor, LocalExecutorConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut job: Job = serde_json::from_str(r#"{"metadata": {"name": "hello"},
+//!     "spec": {"template": {"spec": {"restartPolicy": "Never",
+//!         "containers": [{"name": "main", "image": "none", "command": ["echo", "hi"]}]}}}}"#)?;
+//! defaults::prepare_job_for_create(&mut job, "uid-1");
+//! let executor = LocalExecutor::new(LocalExecutorConfig::default())?;
+//! executor.check_template(&job.spec.template)?;
+//! let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+//! let step = job::reconcile(&job, &[], &job::JobMemory::default(), now);
+//! let pod = PodRequest::new(&job, &step.create[0]);
+//! let name = pod.name.clone();
+//! executor.start(pod).await?;
+//! // ... watch until the pod is terminal, then:
+//! println!("{}", executor.logs_text(&name, "main").await?);
+//! let pods = executor.list(&BTreeMap::new()).await?;
+//! # let _ = pods;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Capabilities
+//!
+//! | capability | supported | notes |
+//! |---|---|---|
+//! | `exit_codes` | yes | the process's exit code |
+//! | `signals` | yes | killed by a signal: exit code 128 + signal, `signal: Some(n)` |
+//! | `init_containers` | yes | in order, each to completion, before the app containers |
+//! | `sidecar_containers` | yes | started in order with the init containers (the next one starts once the sidecar's process runs); stopped in reverse order, SIGTERM then SIGKILL after the grace period, once the app containers end; their exit codes never fail the pod |
+//! | `restart_in_place` | yes | `OnFailure` (and sidecars): back-off 10 s, doubling, at most 5 min, reset after a 10 min run; `restart_count` and `last_state` reported |
+//! | `graceful_stop` | yes | SIGTERM to the process group, SIGKILL at the end of the grace period |
+//! | `pod_active_deadline` | yes | pod `Failed`, reason `DeadlineExceeded` |
+//! | `memory_limit` | where a memory cgroup can be created | see *Memory limits* |
+//! | `logs` | yes | stdout and stderr of every run of a container, appended to one file |
+//! | `adoption` | yes | pods recorded on disk by another executor or an earlier process are listed |
+//! | `hostname` | no | there is no UTS namespace; `HOSTNAME` is set in the environment instead |
+//!
+//! All timers (restart back-off, grace periods, `activeDeadlineSeconds`) and every timestamp
+//! in an observation come from the [`Clock`](batch_core::clock::Clock) given to
+//! [`LocalExecutor::with_clock`], so tests can drive them with a `ManualClock`.
+//!
+//! # What a container gets
+//!
+//! - **argv**: `command` followed by `args`, after Kubernetes' `$(VAR)` expansion (`$$` is a
+//!   literal `$`; unknown references stay as written). A container without `command` cannot
+//!   start: there is no image entrypoint to fall back on (`StartError`, exit code 127).
+//! - **environment**: the executor process's own environment (so `PATH` works), then
+//!   `HOSTNAME` (the pod's hostname, else its name), then the container's `env` in order:
+//!   literal values may refer to earlier variables as `$(VAR)`; `valueFrom.fieldRef` is
+//!   resolved against the pod (`metadata.name`, `metadata.namespace`, `metadata.uid`,
+//!   labels, annotations such as the completion index, `spec.hostname`).
+//! - **working directory**: `workingDir` (created if missing, as container runtimes do;
+//!   relative to the scratch directory when relative), else the pod's private scratch
+//!   directory `pods/<pod>/scratch`, shared by the pod's containers.
+//! - **stdin** is `/dev/null`; **stdout and stderr** go to `pods/<pod>/logs/<container>.log`.
+//! - When the container's main process ends, what is left of its process group is killed
+//!   (a container ends with its main process).
+//!
+//! A binary that does not exist or cannot be executed fails the pod, not the executor: the
+//! container terminates with reason `StartError`, exit code 127 (not found) or 126 (no
+//! permission) and a message naming the binary and the container.
+//!
+//! # Memory limits
+//!
+//! `resources.limits.memory` (any Kubernetes quantity: `64Mi`, `1G`, `500M`, `1e9`) is
+//! enforced with a memory cgroup per container run, created under the executor's own cgroup
+//! (cgroup v1 `memory.limit_in_bytes`, or v2 `memory.max` where the memory controller can be
+//! delegated), with swap disallowed. A kill by the kernel's out-of-memory killer is reported
+//! as reason `OOMKilled`, exit code 137, signal 9. The process is moved into its cgroup right
+//! after it starts (running code in the child before `exec` would need `unsafe`), so there
+//! is a short window at the very start of a process in which the limit does not apply yet,
+//! and children it forks within that window are not limited. The cgroups are removed when
+//! the run ends.
+//!
+//! Where no cgroup can be created (or with [`MemoryEnforcement::AddressSpace`]), the limit
+//! becomes `RLIMIT_AS` on the container's process: allocations beyond it fail instead of
+//! the process being killed, and `OOMKilled` is never reported, so the `memory_limit`
+//! capability is `false` then. CPU and ephemeral-storage limits are accepted and not
+//! enforced.
+//!
+//! # On disk
+//!
+//! The executor's [root](LocalExecutorConfig::root) holds `pods/<pod>/` for each pod:
+//! `pod.json` (the request and the latest recorded observation, written atomically when the
+//! pod is accepted and when it ends, nothing in between), `pids` (the process groups
+//! started), `logs/<container>.log`, `scratch/`, and `volumes/<volume>/`. Another
+//! executor on the same root (another process, such as `batch logs JOB`) lists these pods
+//! and reads their logs. A recorded pod that is not finished is reported as recorded while
+//! its executor or processes live (`Running` while processes of it run); once its executor
+//! is gone and none of its processes are left it is reported `Failed` with reason
+//! `ExecutorLost`, its unfinished containers as `ContainerStatusUnknown` with exit code 137.
+//! Deleting a pod removes its directory.
+//!
+//! # Differences from Kubernetes
+//!
+//! - No isolation: no namespaces, no image, no network setup, no hostname. Processes run as
+//!   the executor's user and see the host filesystem.
+//! - **Volumes**: `emptyDir` volumes are directories under `pods/<pod>/volumes/`,
+//!   `downwardAPI` volumes are written there, and `hostPath` volumes of type
+//!   `DirectoryOrCreate` are created; other volume sources are rejected by `check_template`.
+//!   Without a mount namespace a volume cannot appear at an arbitrary `mountPath`, so
+//!   **`volumeMounts` are rejected** (path `template.spec.containers[i].volumeMounts[j]`),
+//!   except a `hostPath` volume mounted at its own path without `subPath` or `readOnly`,
+//!   which is exactly what a local process sees anyway.
+//! - `env[].valueFrom` supports `fieldRef` only; secrets, config maps and resource fields are
+//!   rejected by `check_template`, as are resource limits other than cpu, memory and
+//!   ephemeral-storage.
+//! - No probes: a running container is ready; a sidecar counts as started once its process
+//!   runs.
+//! - A container's log file keeps every run (Kubernetes keeps the current and previous).
+//! - If the executor's process dies, its pods' processes keep running unobserved (they are
+//!   in their own process groups); a later executor reports them `Running` while they last,
+//!   then `Failed` (`ExecutorLost`), and can delete them.
+//!
+//! # Support tier
+//!
+//! Linux only. Tested in CI on Linux (x86-64) with cgroup v1 memory limits; the cgroup v2
+//! and `RLIMIT_AS` paths are expected to work. Other Unix systems are not supported
+//! (`/proc` is read for process identity).
+//!
+//! # Tests
+//!
+//! `cargo test -p batch-executor-local` runs this crate's behaviour tests
+//! (`tests/local.rs`, real `sh`, `true`, `false`, `sleep` processes) and the shared
+//! conformance suite of batch-core (`tests/conformance.rs`, one test per case;
+//! `cargo test -p batch-executor-local --test conformance`). Cases needing a capability
+//! this machine lacks (for example a writable memory cgroup) print `SKIP`.
+//!
+//! # Minimum supported Rust version
+//!
+//! The workspace's `rust-version` (currently 1.88); raising it is a minor version change.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// Configuration of the Local executor. It has no settings yet.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LocalExecutorConfig {}
+mod cgroup;
+mod config;
+mod error;
+mod executor;
+mod observe;
+mod process;
+mod store;
+mod translate;
+
+pub use config::{LocalExecutorConfig, MemoryEnforcement};
+pub use executor::LocalExecutor;

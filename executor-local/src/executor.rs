@@ -1,0 +1,842 @@
+//! [`LocalExecutor`]: the [`Executor`] implementation.
+//!
+//! Each pod is one tokio task (no thread per pod) that runs the pod's init containers in
+//! order, then its app containers together, restarting containers in place as the restart
+//! policy says, and finally stops the sidecars. Container processes are reaped by tokio.
+//! Every change is published to the watch streams as a full observation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use batch_core::clock::{Clock, SystemClock};
+use batch_core::executor::{
+    self, Capabilities, ContainerKind, ContainerRunState, Executor, LabelSelector, PodObservation,
+    PodRequest, Terminated, WatchEvent, WatchStream, selector_matches,
+};
+use batch_core::model::{PodTemplateSpec, RestartPolicy, Timestamp};
+use batch_core::validation::ValidationErrors;
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::cgroup::CgroupParent;
+use crate::config::{LocalExecutorConfig, MemoryEnforcement};
+use crate::error::{LocalError, check_name};
+use crate::observe;
+use crate::process::{self, MemoryControl};
+use crate::store::{self, Owner, PodRecord};
+use crate::translate::{self, ContainerPlan, PodPlan, VolumePlan};
+
+/// Runs pods as local processes. See the [crate documentation](crate) for what it supports.
+///
+/// Cloning gives another handle to the same executor.
+#[derive(Clone)]
+pub struct LocalExecutor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    pods_dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    memory: MemoryControl,
+    owner: Owner,
+    pods: Mutex<HashMap<String, Arc<Pod>>>,
+    watchers: Mutex<Vec<Watcher>>,
+    /// Observations of other processes' pods that can no longer change, by name, with the
+    /// inode of the `pod.json` they were read from.
+    foreign: Mutex<HashMap<String, (u64, PodObservation)>>,
+}
+
+struct Watcher {
+    selector: LabelSelector,
+    tx: mpsc::UnboundedSender<executor::Result<WatchEvent>>,
+}
+
+/// A pod this executor runs.
+#[derive(Debug)]
+struct Pod {
+    request: PodRequest,
+    plan: PodPlan,
+    dir: PathBuf,
+    state: Mutex<PodState>,
+    /// Set once to stop the pod; the value is when to kill what is still running.
+    stop: watch::Sender<Option<Stop>>,
+}
+
+#[derive(Debug)]
+struct PodState {
+    obs: PodObservation,
+    deadline_exceeded: bool,
+    /// The terminal observation has been published.
+    announced: bool,
+    /// The process groups of running app and init containers (sidecars are stopped by the
+    /// pod's task, after the app containers).
+    groups: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stop {
+    kill_at: Timestamp,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl fmt::Debug for LocalExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalExecutor")
+            .field("root", &self.inner.root)
+            .field("memory", &self.inner.memory)
+            .field("pods", &lock(&self.inner.pods).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalExecutor {
+    /// An executor on the system clock.
+    ///
+    /// # Errors
+    ///
+    /// The root directory cannot be created.
+    pub fn new(config: LocalExecutorConfig) -> executor::Result<Self> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// An executor whose timestamps and timers (restart backoff, grace periods,
+    /// `activeDeadlineSeconds`) come from `clock`.
+    ///
+    /// # Errors
+    ///
+    /// The root directory cannot be created.
+    pub fn with_clock(
+        config: LocalExecutorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> executor::Result<Self> {
+        let pods_dir = store::pods_dir(&config.root);
+        fs::create_dir_all(&pods_dir)
+            .map_err(|e| LocalError::io("create", &pods_dir, e).into_executor("new"))?;
+        let memory = match config.memory_enforcement {
+            MemoryEnforcement::Auto => CgroupParent::detect()
+                .map(MemoryControl::Cgroup)
+                .unwrap_or(MemoryControl::AddressSpace),
+            MemoryEnforcement::AddressSpace => MemoryControl::AddressSpace,
+        };
+        Ok(LocalExecutor {
+            inner: Arc::new(Inner {
+                root: config.root,
+                pods_dir,
+                clock,
+                memory,
+                owner: Owner::current(),
+                pods: Mutex::new(HashMap::new()),
+                watchers: Mutex::new(Vec::new()),
+                foreign: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The root directory (`pods/<pod-name>/` lives under it).
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The directory of a pod: `root/pods/<name>` (it exists while the pod does).
+    pub fn pod_dir(&self, name: &str) -> PathBuf {
+        self.inner.pods_dir.join(name)
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for LocalExecutor {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::all();
+        c.memory_limit = matches!(self.inner.memory, MemoryControl::Cgroup(_));
+        c.hostname = false;
+        c
+    }
+
+    fn check_template(&self, template: &PodTemplateSpec) -> Result<(), ValidationErrors> {
+        translate::check_template(template)
+    }
+
+    async fn start(&self, pod: PodRequest) -> executor::Result<()> {
+        self.inner.start(pod).map_err(|e| e.into_executor("start"))
+    }
+
+    async fn delete(&self, name: &str, grace: Option<chrono::Duration>) -> executor::Result<()> {
+        self.inner
+            .delete(name, grace)
+            .map_err(|e| e.into_executor("delete"))
+    }
+
+    async fn list(&self, selector: &LabelSelector) -> executor::Result<Vec<PodObservation>> {
+        self.inner
+            .list(selector)
+            .map_err(|e| e.into_executor("list"))
+    }
+
+    async fn watch(&self, selector: &LabelSelector) -> executor::Result<WatchStream> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.watchers).push(Watcher {
+            selector: selector.clone(),
+            tx,
+        });
+        Ok(Box::pin(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        ))
+    }
+
+    async fn logs(&self, pod: &str, container: &str) -> executor::Result<Vec<u8>> {
+        let path = self
+            .inner
+            .log_path(pod, container)
+            .map_err(|e| e.into_executor("logs"))?;
+        let read = tokio::task::spawn_blocking(move || match fs::read(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(LocalError::io("read", path, e)),
+        })
+        .await
+        .map_err(|e| {
+            executor::Error::new(executor::ErrorKind::Other, "logs", "log reader failed")
+                .with_source(e)
+        })?;
+        read.map_err(|e| e.into_executor("logs"))
+    }
+}
+
+impl Inner {
+    fn start(self: &Arc<Self>, request: PodRequest) -> Result<(), LocalError> {
+        check_name("pod", &request.name)?;
+        for c in request
+            .spec
+            .init_containers
+            .iter()
+            .chain(&request.spec.containers)
+        {
+            check_name("container", &c.name)?;
+        }
+        if lock(&self.pods).contains_key(&request.name) {
+            return Err(LocalError::AlreadyExists(request.name));
+        }
+        let dir = self.pods_dir.join(&request.name);
+        // Creating the directory reserves the name, across executors sharing the root.
+        if let Err(e) = fs::create_dir(&dir) {
+            return Err(match e.kind() {
+                io::ErrorKind::AlreadyExists => LocalError::AlreadyExists(request.name),
+                _ => LocalError::io("create", &dir, e),
+            });
+        }
+        let result = self.start_in(request, &dir);
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    fn start_in(self: &Arc<Self>, request: PodRequest, dir: &Path) -> Result<(), LocalError> {
+        for sub in ["logs", "scratch"] {
+            let p = dir.join(sub);
+            fs::create_dir(&p).map_err(|e| LocalError::io("create", &p, e))?;
+        }
+        let plan = translate::plan(&request, dir);
+        let now = self.clock.now();
+        let obs = observe::initial(&request, &plan, now);
+        store::write_record(
+            dir,
+            &store::PodRecordRef {
+                request: &request,
+                observation: &obs,
+                owner: self.owner,
+            },
+        )?;
+        let pod = Arc::new(Pod {
+            dir: dir.to_path_buf(),
+            plan,
+            state: Mutex::new(PodState {
+                obs,
+                deadline_exceeded: false,
+                announced: false,
+                groups: Vec::new(),
+            }),
+            stop: watch::channel(None).0,
+            request,
+        });
+        lock(&self.pods).insert(pod.request.name.clone(), Arc::clone(&pod));
+        {
+            let st = lock(&pod.state);
+            self.publish(&st.obs);
+        }
+        tokio::spawn(run_pod(Arc::clone(self), pod));
+        Ok(())
+    }
+
+    /// Publishes a pod's current observation (call with the pod's state locked, so that
+    /// watchers see a pod's observations in order).
+    fn publish(&self, obs: &PodObservation) {
+        self.broadcast(&obs.labels, || WatchEvent::Applied(Box::new(obs.clone())));
+    }
+
+    fn broadcast(&self, labels: &BTreeMap<String, String>, event: impl Fn() -> WatchEvent) {
+        let mut watchers = lock(&self.watchers);
+        watchers.retain(|w| !w.tx.is_closed());
+        for w in watchers.iter() {
+            if selector_matches(&w.selector, labels) {
+                let _ = w.tx.send(Ok(event()));
+            }
+        }
+    }
+
+    /// Changes a pod's state, refreshes its derived fields and publishes it.
+    fn update<R>(&self, pod: &Pod, change: impl FnOnce(&mut PodState) -> R) -> R {
+        let now = self.clock.now();
+        let mut st = lock(&pod.state);
+        let result = change(&mut st);
+        observe::refresh(&mut st.obs, &pod.plan.restart_policy, now);
+        self.publish(&st.obs);
+        result
+    }
+
+    /// Asks a pod to stop: SIGTERM now (SIGKILL when the grace period is zero), SIGKILL at
+    /// `now + grace`. The signal goes out before this returns, so a stop takes effect even if
+    /// the runtime ends right after. Returns `true` when the pod had already finished and
+    /// published its end (nothing to stop).
+    fn request_stop(&self, pod: &Pod, grace: Option<chrono::Duration>, deadline: bool) -> bool {
+        let now = self.clock.now();
+        let grace = grace
+            .unwrap_or_else(|| pod.request.termination_grace_period())
+            .max(chrono::Duration::zero());
+        let kill_at = now + grace;
+        let mut st = lock(&pod.state);
+        if st.announced {
+            return true;
+        }
+        if deadline {
+            if st.obs.phase.is_terminal() {
+                return false;
+            }
+            st.deadline_exceeded = true;
+        } else if !st.obs.deleting {
+            st.obs.deleting = true;
+            st.obs.deletion_time = Some(now);
+            self.publish(&st.obs);
+        }
+        let first = pod.stop.borrow().is_none();
+        let sooner = pod.stop.borrow().is_none_or(|old| kill_at < old.kill_at);
+        if sooner {
+            pod.stop.send_replace(Some(Stop { kill_at }));
+        }
+        // Under the state lock: a container started concurrently either is in `groups` now
+        // or sees the stop when it registers (see `run_container`).
+        let signal = if grace.is_zero() {
+            Some(Signal::SIGKILL)
+        } else if first {
+            Some(Signal::SIGTERM)
+        } else {
+            None
+        };
+        if let Some(signal) = signal {
+            for g in &st.groups {
+                process::signal_group(*g, signal);
+            }
+        }
+        false
+    }
+
+    /// Removes a pod's directory and forgets it; publishes `Deleted`.
+    fn remove(&self, name: &str, dir: &Path, labels: &BTreeMap<String, String>) {
+        if let Err(e) = fs::remove_dir_all(dir)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(pod = name, error = %e, "cannot remove the pod directory");
+        }
+        lock(&self.pods).remove(name);
+        lock(&self.foreign).remove(name);
+        self.broadcast(labels, || WatchEvent::Deleted {
+            name: name.to_owned(),
+        });
+    }
+
+    fn delete(
+        self: &Arc<Self>,
+        name: &str,
+        grace: Option<chrono::Duration>,
+    ) -> Result<(), LocalError> {
+        check_name("pod", name)?;
+        let pod = lock(&self.pods).get(name).cloned();
+        if let Some(pod) = pod {
+            if self.request_stop(&pod, grace, false) {
+                self.remove(name, &pod.dir, &pod.request.labels);
+            }
+            return Ok(());
+        }
+        self.delete_foreign(name, grace)
+    }
+
+    /// Deletes a pod recorded by another executor or an earlier process.
+    fn delete_foreign(
+        self: &Arc<Self>,
+        name: &str,
+        grace: Option<chrono::Duration>,
+    ) -> Result<(), LocalError> {
+        let dir = self.pods_dir.join(name);
+        let Some(record) = store::read_record(&dir) else {
+            return Err(LocalError::NotFound(name.to_owned()));
+        };
+        let labels = record.request.labels.clone();
+        let now = self.clock.now();
+        let groups = store::live_groups(&dir);
+        if groups.is_empty() {
+            self.remove(name, &dir, &labels);
+            return Ok(());
+        }
+        let grace = grace
+            .unwrap_or_else(|| record.request.termination_grace_period())
+            .max(chrono::Duration::zero());
+        let kill_at = now + grace;
+        for g in &groups {
+            process::signal_group(*g, Signal::SIGTERM);
+        }
+        let inner = Arc::clone(self);
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let mut killed = false;
+            loop {
+                let live = store::live_groups(&dir);
+                if live.is_empty() {
+                    break;
+                }
+                if !killed && inner.clock.now() >= kill_at {
+                    for g in &live {
+                        process::signal_group(*g, Signal::SIGKILL);
+                    }
+                    killed = true;
+                }
+                // These processes are not this process's children: poll for them.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            inner.remove(&name, &dir, &labels);
+        });
+        Ok(())
+    }
+
+    fn list(&self, selector: &LabelSelector) -> Result<Vec<PodObservation>, LocalError> {
+        let mut out = Vec::new();
+        let mine: HashSet<String> = {
+            let pods = lock(&self.pods);
+            for pod in pods.values() {
+                if selector_matches(selector, &pod.request.labels) {
+                    out.push(lock(&pod.state).obs.clone());
+                }
+            }
+            pods.keys().cloned().collect()
+        };
+        let entries = match fs::read_dir(&self.pods_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(LocalError::io("list", &self.pods_dir, e)),
+        };
+        let now = self.clock.now();
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if mine.contains(&name) || name.starts_with('.') {
+                continue;
+            }
+            let dir = entry.path();
+            let Ok(meta) = fs::metadata(dir.join("pod.json")) else {
+                continue;
+            };
+            let cached = lock(&self.foreign)
+                .get(&name)
+                .filter(|(ino, _)| *ino == meta.ino())
+                .map(|(_, obs)| obs.clone());
+            let obs = match cached {
+                Some(obs) => obs,
+                None => {
+                    let Some(record) = store::read_record(&dir) else {
+                        continue;
+                    };
+                    let (obs, settled) = store::foreign_observation(&dir, &record, now);
+                    if settled {
+                        lock(&self.foreign).insert(name, (meta.ino(), obs.clone()));
+                    }
+                    obs
+                }
+            };
+            if selector_matches(selector, &obs.labels) {
+                out.push(obs);
+            }
+        }
+        Ok(out)
+    }
+
+    fn log_path(&self, pod: &str, container: &str) -> Result<PathBuf, LocalError> {
+        check_name("pod", pod)?;
+        check_name("container", container)?;
+        let known = lock(&self.pods)
+            .get(pod)
+            .map(|p| p.plan.slots().any(|c| c.name == container));
+        let has_container = match known {
+            Some(has) => has,
+            None => {
+                let record: PodRecord = store::read_record(&self.pods_dir.join(pod))
+                    .ok_or_else(|| LocalError::NotFound(pod.to_owned()))?;
+                record
+                    .request
+                    .spec
+                    .init_containers
+                    .iter()
+                    .chain(&record.request.spec.containers)
+                    .any(|c| c.name == container)
+            }
+        };
+        if !has_container {
+            return Err(LocalError::NoContainer {
+                pod: pod.to_owned(),
+                container: container.to_owned(),
+            });
+        }
+        Ok(self
+            .pods_dir
+            .join(pod)
+            .join("logs")
+            .join(format!("{container}.log")))
+    }
+}
+
+/// Waits until a stop is requested.
+async fn stopped(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    loop {
+        if let Some(s) = *rx.borrow_and_update() {
+            return s;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The whole life of a pod.
+async fn run_pod(inner: Arc<Inner>, pod: Arc<Pod>) {
+    let deadline = pod.plan.active_deadline.map(|d| {
+        let created = lock(&pod.state)
+            .obs
+            .created_at
+            .unwrap_or_else(|| inner.clock.now());
+        let (inner, pod) = (Arc::clone(&inner), Arc::clone(&pod));
+        tokio::spawn(async move {
+            inner.clock.sleep_until(created + d).await;
+            inner.request_stop(&pod, None, true);
+        })
+    });
+    let mut sidecars = Vec::new();
+    match make_volumes(&pod.plan.volumes) {
+        Ok(()) => run_containers(&inner, &pod, &mut sidecars).await,
+        Err(message) => {
+            let now = inner.clock.now();
+            let problem = translate::StartProblem {
+                exit_code: translate::EXIT_START_FAILED,
+                message,
+            };
+            inner.update(&pod, |st| {
+                for c in &mut st.obs.containers {
+                    c.state = ContainerRunState::Terminated(observe::start_error(&problem, now));
+                }
+            });
+        }
+    }
+    // Sidecars stop last, in reverse order, within the pod's grace period.
+    let kill_at = match *pod.stop.borrow() {
+        Some(s) => s.kill_at,
+        None => inner.clock.now() + pod.request.termination_grace_period(),
+    };
+    for (tx, handle) in sidecars.into_iter().rev() {
+        let _ = tx.send(Some(Stop { kill_at }));
+        let _ = handle.await;
+    }
+    if let Some(d) = deadline {
+        d.abort();
+    }
+    finish_pod(&inner, &pod);
+}
+
+type Sidecar = (watch::Sender<Option<Stop>>, tokio::task::JoinHandle<()>);
+
+/// Init containers in order (starting sidecars as they come), then the app containers.
+async fn run_containers(inner: &Arc<Inner>, pod: &Arc<Pod>, sidecars: &mut Vec<Sidecar>) {
+    let mut pod_stop = pod.stop.subscribe();
+    for (i, c) in pod.plan.init.iter().enumerate() {
+        if pod_stop.borrow().is_some() {
+            return;
+        }
+        let slot = pod.plan.init_slot(i);
+        if c.kind == ContainerKind::Sidecar {
+            let (tx, rx) = watch::channel(None);
+            let (started_tx, started_rx) = oneshot::channel();
+            let (inner2, pod2) = (Arc::clone(inner), Arc::clone(pod));
+            let handle = tokio::spawn(async move {
+                let plan = &pod2.plan.init[i];
+                run_container(&inner2, &pod2, slot, plan, rx, Some(started_tx)).await;
+            });
+            sidecars.push((tx, handle));
+            tokio::select! {
+                _ = started_rx => {}
+                _ = stopped(&mut pod_stop) => return,
+            }
+        } else {
+            let ended = run_container(inner, pod, slot, c, pod.stop.subscribe(), None).await;
+            if ended.is_none_or(|t| t.exit_code != 0) {
+                return;
+            }
+        }
+    }
+    if pod_stop.borrow().is_some() {
+        return;
+    }
+    futures_util::future::join_all(
+        pod.plan
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(slot, c)| run_container(inner, pod, slot, c, pod.stop.subscribe(), None)),
+    )
+    .await;
+}
+
+/// Runs one container until it ends for good (restarting it in place as its restart policy
+/// says) or is stopped. Returns its last termination (`None`: it never ran).
+async fn run_container(
+    inner: &Inner,
+    pod: &Pod,
+    slot: usize,
+    plan: &ContainerPlan,
+    mut stop: watch::Receiver<Option<Stop>>,
+    mut started: Option<oneshot::Sender<()>>,
+) -> Option<Terminated> {
+    let policy = &pod.plan.restart_policy;
+    let always = plan.kind == ContainerKind::Sidecar || *policy == RestartPolicy::Always;
+    let on_failure = *policy == RestartPolicy::OnFailure;
+    let log = pod.dir.join("logs").join(format!("{}.log", plan.name));
+    let mut backoff = None;
+    let mut last: Option<Terminated> = None;
+    let mut restarts = 0;
+    loop {
+        if stop.borrow_and_update().is_some() {
+            break;
+        }
+        let started_at = inner.clock.now();
+        let spawned = plan
+            .launch
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|launch| process::spawn(&plan.name, launch, &log, &inner.memory));
+        let (t, was_stopped) = match spawned {
+            Err(problem) => (observe::start_error(&problem, started_at), false),
+            Ok(proc) => {
+                if let Ok(pid) = u32::try_from(proc.pgid)
+                    && let Err(e) = store::record_group(&pod.dir, pid)
+                {
+                    tracing::warn!(pod = %pod.request.name, error = %e,
+                        "cannot record a process group");
+                }
+                let pod_stopping = inner.update(pod, |st| {
+                    let c = &mut st.obs.containers[slot];
+                    c.state = ContainerRunState::Running {
+                        started_at: Some(started_at),
+                    };
+                    c.ready = true;
+                    c.restart_count = restarts;
+                    st.obs.started_at.get_or_insert(started_at);
+                    if plan.kind == ContainerKind::Sidecar {
+                        return false;
+                    }
+                    st.groups.push(proc.pgid);
+                    pod.stop.borrow().is_some()
+                });
+                // App and init containers get SIGTERM from `request_stop`; one that started
+                // just as the stop came sends it here. Sidecars get it in `wait`.
+                let term_sent = plan.kind != ContainerKind::Sidecar;
+                if pod_stopping {
+                    process::signal_group(proc.pgid, Signal::SIGTERM);
+                }
+                if let Some(tx) = started.take() {
+                    let _ = tx.send(());
+                }
+                let mut proc = proc;
+                let (status, was_stopped) = wait(
+                    &*inner.clock,
+                    &mut proc.child,
+                    proc.pgid,
+                    &mut stop,
+                    term_sent,
+                )
+                .await;
+                lock(&pod.state).groups.retain(|g| *g != proc.pgid);
+                let ended = proc.finish(status).await;
+                let t = observe::terminated(
+                    ended.code,
+                    ended.signal,
+                    ended.oom,
+                    started_at,
+                    inner.clock.now(),
+                );
+                (t, was_stopped)
+            }
+        };
+        if let Some(tx) = started.take() {
+            let _ = tx.send(());
+        }
+        let restart = !was_stopped && (always || (on_failure && t.exit_code != 0));
+        if !restart {
+            inner.update(pod, |st| {
+                let c = &mut st.obs.containers[slot];
+                c.state = ContainerRunState::Terminated(t.clone());
+                c.ready = false;
+                c.restart_count = restarts;
+            });
+            return Some(t);
+        }
+        let finished_at = t.finished_at.unwrap_or(started_at);
+        let delay = observe::next_backoff(backoff, finished_at - started_at);
+        backoff = Some(delay);
+        inner.update(pod, |st| {
+            let c = &mut st.obs.containers[slot];
+            c.state = ContainerRunState::Waiting {
+                reason: "CrashLoopBackOff".to_owned(),
+                message: format!(
+                    "back-off {}s restarting failed container={} pod={}",
+                    delay.num_seconds(),
+                    plan.name,
+                    pod.request.name
+                ),
+            };
+            c.ready = false;
+            c.last_state = Some(t.clone());
+            c.restart_count = restarts;
+        });
+        last = Some(t);
+        tokio::select! {
+            () = inner.clock.sleep_until(finished_at + delay) => {}
+            _ = stopped(&mut stop) => break,
+        }
+        restarts += 1;
+    }
+    let t = last?;
+    inner.update(pod, |st| {
+        st.obs.containers[slot].state = ContainerRunState::Terminated(t.clone());
+    });
+    Some(t)
+}
+
+/// Waits for a container's process; on a stop request sends SIGTERM to its group (unless
+/// `term_sent`: the stop's requester did), then SIGKILL when the kill time comes. The flag
+/// says whether a stop ended it.
+async fn wait(
+    clock: &dyn Clock,
+    child: &mut tokio::process::Child,
+    pgid: i32,
+    stop: &mut watch::Receiver<Option<Stop>>,
+    term_sent: bool,
+) -> (io::Result<ExitStatus>, bool) {
+    let first = tokio::select! {
+        status = child.wait() => return (status, false),
+        s = stopped(stop) => s,
+    };
+    if !term_sent {
+        process::signal_group(pgid, Signal::SIGTERM);
+    }
+    let mut kill_at = first.kill_at;
+    loop {
+        tokio::select! {
+            status = child.wait() => return (status, true),
+            () = clock.sleep_until(kill_at) => {
+                process::signal_group(pgid, Signal::SIGKILL);
+                return (child.wait().await, true);
+            }
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    // No shorter deadline can come any more.
+                    tokio::select! {
+                        status = child.wait() => return (status, true),
+                        () = clock.sleep_until(kill_at) => {
+                            process::signal_group(pgid, Signal::SIGKILL);
+                            return (child.wait().await, true);
+                        }
+                    }
+                }
+                if let Some(s) = *stop.borrow_and_update() {
+                    kill_at = kill_at.min(s.kill_at);
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the pod's end, records it on disk, and removes the pod if it was deleted.
+fn finish_pod(inner: &Inner, pod: &Pod) {
+    let now = inner.clock.now();
+    let (obs, deleting) = {
+        let mut st = lock(&pod.state);
+        let exceeded = st.deadline_exceeded;
+        observe::finish(&mut st.obs, &pod.plan.restart_policy, exceeded, now);
+        (st.obs.clone(), st.obs.deleting)
+    };
+    if !deleting {
+        let record = store::PodRecordRef {
+            request: &pod.request,
+            observation: &obs,
+            owner: inner.owner,
+        };
+        if let Err(e) = store::write_record(&pod.dir, &record) {
+            tracing::warn!(pod = %pod.request.name, error = %e, "cannot record the pod's end");
+        }
+    }
+    let deleting = {
+        let mut st = lock(&pod.state);
+        st.announced = true;
+        inner.publish(&st.obs);
+        st.obs.deleting
+    };
+    if deleting {
+        inner.remove(&pod.request.name, &pod.dir, &pod.request.labels);
+    }
+}
+
+/// Creates the pod's volumes: empty directories, downward API files, `DirectoryOrCreate`
+/// host paths.
+fn make_volumes(volumes: &[VolumePlan]) -> Result<(), String> {
+    for v in volumes {
+        let result = match v {
+            VolumePlan::Dir(dir) | VolumePlan::HostDir(dir) => fs::create_dir_all(dir),
+            VolumePlan::Files(dir, files) => fs::create_dir_all(dir).and_then(|()| {
+                files.iter().try_for_each(|(rel, content)| {
+                    let path = dir.join(rel);
+                    if let Some(parent) = path.parent() {
+                        fs::create_dir_all(parent)?;
+                    }
+                    fs::write(path, content)
+                })
+            }),
+        };
+        if let Err(e) = result {
+            let dir = match v {
+                VolumePlan::Dir(d) | VolumePlan::HostDir(d) | VolumePlan::Files(d, _) => d,
+            };
+            return Err(format!("cannot create volume {}: {e}", dir.display()));
+        }
+    }
+    Ok(())
+}
