@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod logs;
+mod run;
 mod schedule;
 mod simulate;
 mod sync;
@@ -53,6 +55,20 @@ enum Command {
     /// gives the same bytes. Exit status: 0 simulated (whatever the outcome), 1 the Job or
     /// CronJob is invalid or a rule is contradictory, 2 the file could not be read or parsed.
     Simulate(simulate::Args),
+    /// Run the Jobs and CronJobs of a file for real, on local processes (the default
+    /// executor).
+    ///
+    /// Shows live progress on a terminal, plain lines otherwise, or JSON lines with
+    /// --output json (the `batch simulate` format, then one {"final":…} line per Job).
+    /// Ctrl-C stops the pods gracefully. Exit status: 0 every Job completed, 1 a Job failed,
+    /// 2 the file could not be read or is invalid, 130 interrupted (CronJobs run until
+    /// interrupted).
+    Run(run::Args),
+    /// Print the captured output of a Job's pods (from an earlier `batch run`).
+    ///
+    /// Exit status: 0 printed, 1 no such Job, index or container, 2 the executor's state
+    /// could not be read.
+    Logs(logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +94,8 @@ fn main() -> ExitCode {
         Command::Schedule(args) => schedule::run(&args),
         Command::Sync(args) => sync::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Run(args) => return ExitCode::from(run::run(&args)),
+        Command::Logs(args) => return ExitCode::from(logs::run(&args)),
     };
     ExitCode::from(outcome.code())
 }

@@ -1,0 +1,609 @@
+//! `batch run FILE`: run the Jobs and CronJobs of a file for real (conformance-io.md §6).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch_core::clock::SystemClock;
+use batch_core::executor::Executor;
+use batch_core::model::{CronJob, Job, JobConditionType, JobStatus, Manifest};
+use batch_core::runner::{CronJobHandle, JobHandle, RunEvent, RunEventKind, Runner};
+use batch_executor_local::{LocalExecutor, LocalExecutorConfig};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Arguments of `batch run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The manifest file (YAML or JSON, one or more Job and CronJob documents); `-` reads
+    /// stdin.
+    #[arg(value_name = "FILE")]
+    file: String,
+    /// Where pods run: `local` (processes on this machine, the default).
+    #[arg(long, default_value = "local", value_name = "EXECUTOR")]
+    executor: String,
+    /// Output: `text` (a live progress line on a terminal, plain lines otherwise) or `json`
+    /// (JSON lines as `batch simulate`, ending with one `{"final":…}` line per Job).
+    #[arg(long, short = 'o', default_value = "text", value_name = "FORMAT")]
+    output: String,
+    /// Also print each container's output when its pod ends (`log` events in JSON).
+    #[arg(long)]
+    logs: bool,
+    /// Where batch keeps pods, their scratch directories and logs (default:
+    /// `$XDG_DATA_HOME/batch`, else `~/.local/share/batch`).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// Exit status when interrupted (128 + SIGINT).
+const INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Text { live: bool },
+}
+
+/// Exit statuses: 0 every Job completed, 1 a Job failed, 2 unreadable or invalid input,
+/// 130 interrupted.
+pub(crate) fn run(args: &Args) -> u8 {
+    // Every runner decision is a `tracing` event; BATCH_LOG (e.g. `info`, `batch_core=debug`)
+    // sends them to stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("BATCH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let format = match args.output.as_str() {
+        "json" => Format::Json,
+        "text" => Format::Text {
+            live: std::io::stdout().is_terminal(),
+        },
+        other => {
+            eprintln!("error: --output: unknown format {other:?} (use text or json)");
+            return 2;
+        }
+    };
+    let (jobs, cron_jobs) = match load(&args.file) {
+        Ok(found) => found,
+        Err(lines) => {
+            for line in lines {
+                eprintln!("{line}");
+            }
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(run_all(args, format, jobs, cron_jobs))
+}
+
+/// The Jobs and CronJobs of the file, defaulted and validated; errors are the lines to print.
+fn load(file: &str) -> Result<(Vec<Job>, Vec<CronJob>), Vec<String>> {
+    let bytes = crate::read_input(file).map_err(|m| vec![m])?;
+    let origin = if file == "-" { "<stdin>" } else { file };
+    let documents =
+        batch_core::loader::load_bytes(&bytes, origin).map_err(|e| vec![format!("error: {e}")])?;
+    let mut jobs = Vec::new();
+    let mut cron_jobs = Vec::new();
+    let mut errors = Vec::new();
+    for (i, document) in documents.iter().enumerate() {
+        let invalid = document.validate();
+        if !invalid.is_empty() {
+            for error in invalid.iter() {
+                errors.push(format!("error: {origin}: document {}: {error}", i + 1));
+            }
+            continue;
+        }
+        match &document.object {
+            Some(Manifest::Job(job)) => jobs.push((**job).clone()),
+            Some(Manifest::CronJob(cron_job)) => cron_jobs.push((**cron_job).clone()),
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if jobs.is_empty() && cron_jobs.is_empty() {
+        return Err(vec![format!(
+            "error: {origin}: no Job or CronJob document to run"
+        )]);
+    }
+    Ok((jobs, cron_jobs))
+}
+
+/// `--state-dir`, or `$XDG_DATA_HOME/batch`, or `~/.local/share/batch`.
+pub(crate) fn default_state_dir(given: Option<&PathBuf>) -> PathBuf {
+    if let Some(dir) = given {
+        return dir.clone();
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("batch")
+}
+
+/// Builds the executor chosen with `--executor`.
+pub(crate) fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executor>, String> {
+    match name {
+        "local" => {
+            let config = LocalExecutorConfig {
+                root: state_dir.join("local"),
+                ..LocalExecutorConfig::default()
+            };
+            LocalExecutor::new(config)
+                .map(|e| Arc::new(e) as Arc<dyn Executor>)
+                .map_err(|e| format!("error: local executor: {e}"))
+        }
+        "docker" | "k8s" | "k8s-cluster" => Err(format!(
+            "error: --executor {name}: not available in this release (use local)"
+        )),
+        other => Err(format!(
+            "error: --executor: unknown executor {other:?} (use local)"
+        )),
+    }
+}
+
+async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<CronJob>) -> u8 {
+    let executor = match executor(&args.executor, default_state_dir(args.state_dir.as_ref())) {
+        Ok(e) => e,
+        Err(message) => {
+            eprintln!("{message}");
+            return 2;
+        }
+    };
+    // A Job name is unique, as on a cluster: running a file again replaces the pods (and
+    // logs) an earlier run of the same Job left behind.
+    for job in &jobs {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let selector = batch_core::executor::LabelSelector::from([(
+            batch_core::executor::JOB_NAME_LABEL.to_owned(),
+            name.clone(),
+        )]);
+        match executor.list(&selector).await {
+            Ok(old) => {
+                for pod in old {
+                    if let Err(e) = executor.delete(&pod.name, None).await {
+                        eprintln!(
+                            "warning: job {name}: cannot remove pod {} of an earlier run: {e}",
+                            pod.name
+                        );
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: job {name}: cannot list pods of an earlier run: {e}"),
+        }
+    }
+    let runner = Runner::new(Arc::clone(&executor), Arc::new(SystemClock));
+    let mut handles: Vec<JobHandle> = Vec::new();
+    let mut cron_handles: Vec<CronJobHandle> = Vec::new();
+    let mut failed_submit = false;
+    for job in jobs {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        match runner.submit_job(job) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                eprintln!("error: job {name}: {e}");
+                failed_submit = true;
+            }
+        }
+    }
+    for cron_job in cron_jobs {
+        let name = cron_job.metadata.name.clone().unwrap_or_default();
+        match runner.submit_cron_job(cron_job) {
+            Ok(h) => cron_handles.push(h),
+            Err(e) => {
+                eprintln!("error: cronjob {name}: {e}");
+                failed_submit = true;
+            }
+        }
+    }
+    if failed_submit {
+        for h in &handles {
+            let _ = h.delete().await;
+        }
+        for h in &cron_handles {
+            let _ = h.stop().await;
+        }
+        return 2;
+    }
+
+    let printer = Printer::new(format, args.logs, Arc::clone(&executor));
+    let mut event_tasks = Vec::new();
+    for h in &handles {
+        event_tasks.push(tokio::spawn(printer.clone().follow(h.events())));
+    }
+    for h in &cron_handles {
+        event_tasks.push(tokio::spawn(printer.clone().follow(h.events())));
+    }
+    let progress = match format {
+        Format::Text { live: true } => Some(tokio::spawn(
+            printer
+                .clone()
+                .progress(handles.clone(), cron_handles.clone()),
+        )),
+        _ => None,
+    };
+
+    let all_done = async {
+        for h in &handles {
+            let _ = h.wait().await;
+        }
+        if !cron_handles.is_empty() {
+            // CronJobs run until interrupted.
+            std::future::pending::<()>().await;
+        }
+    };
+    let interrupted = tokio::select! {
+        () = all_done => false,
+        r = tokio::signal::ctrl_c() => r.is_ok(),
+    };
+    if interrupted {
+        printer.note("interrupted: stopping pods (grace period applies; Ctrl-C again to abort)");
+        let stop = async {
+            for h in &cron_handles {
+                let _ = h.stop().await;
+            }
+            for h in &handles {
+                if !h.is_finished() {
+                    let _ = h.delete().await;
+                }
+            }
+        };
+        tokio::select! {
+            () = stop => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    // Let the event printers catch up with what was already sent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some(p) = progress {
+        p.abort();
+    }
+    for t in event_tasks {
+        t.abort();
+    }
+    printer.clear_progress();
+
+    let mut code = 0u8;
+    for h in &handles {
+        let status = h.status();
+        if failed(&status) {
+            code = 1;
+        }
+        printer.final_status(h.name(), &status, handles.len() > 1);
+    }
+    for h in &cron_handles {
+        printer.final_cron_status(h.name(), &h.status());
+    }
+    if interrupted { INTERRUPTED } else { code }
+}
+
+fn failed(status: &JobStatus) -> bool {
+    status
+        .condition(&JobConditionType::Failed)
+        .is_some_and(|c| c.status == batch_core::model::ConditionStatus::True)
+}
+
+fn completed(status: &JobStatus) -> bool {
+    status
+        .condition(&JobConditionType::Complete)
+        .is_some_and(|c| c.status == batch_core::model::ConditionStatus::True)
+}
+
+/// Writes events, logs, the progress line and the final lines, keeping them from
+/// interleaving.
+#[derive(Debug, Clone)]
+struct Printer {
+    format: Format,
+    logs: bool,
+    executor: Arc<dyn Executor>,
+    /// Serializes writes; holds whether a progress line is on screen.
+    out: Arc<std::sync::Mutex<bool>>,
+}
+
+#[derive(Serialize)]
+struct LogLine<'a> {
+    t: String,
+    event: &'static str,
+    pod: &'a str,
+    container: &'a str,
+    line: &'a str,
+}
+
+impl Printer {
+    fn new(format: Format, logs: bool, executor: Arc<dyn Executor>) -> Self {
+        Printer {
+            format,
+            logs,
+            executor,
+            out: Arc::new(std::sync::Mutex::new(false)),
+        }
+    }
+
+    /// Prints lines above the progress line.
+    fn print(&self, lines: &[String]) {
+        let mut shown = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut stdout = std::io::stdout().lock();
+        if *shown {
+            let _ = write!(stdout, "\r\x1b[2K");
+            *shown = false;
+        }
+        for line in lines {
+            let _ = writeln!(stdout, "{line}");
+        }
+        let _ = stdout.flush();
+    }
+
+    fn note(&self, message: &str) {
+        match self.format {
+            Format::Json => eprintln!("{message}"),
+            Format::Text { .. } => self.print(&[message.to_owned()]),
+        }
+    }
+
+    async fn follow(self, mut events: tokio::sync::broadcast::Receiver<RunEvent>) {
+        loop {
+            match events.recv().await {
+                Ok(event) => self.event(&event).await,
+                Err(RecvError::Lagged(n)) => {
+                    self.note(&format!(
+                        "warning: {n} events were dropped (output too slow)"
+                    ));
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+
+    async fn event(&self, event: &RunEvent) {
+        let mut lines = Vec::new();
+        match self.format {
+            Format::Json => {
+                if let Some(sim) = event.to_sim_event() {
+                    lines.push(sim.to_string());
+                }
+            }
+            Format::Text { .. } => {
+                if let Some(text) = text_line(event) {
+                    lines.push(text);
+                }
+            }
+        }
+        if self.logs
+            && let RunEventKind::Exit { pod, .. } | RunEventKind::Evict { pod } = &event.kind
+        {
+            lines.extend(self.log_lines(pod, event).await);
+        }
+        if !lines.is_empty() {
+            self.print(&lines);
+        }
+    }
+
+    /// The output of every container of a pod that just ended.
+    async fn log_lines(&self, pod: &str, event: &RunEvent) -> Vec<String> {
+        let mut lines = Vec::new();
+        let selector = batch_core::executor::LabelSelector::from([(
+            batch_core::executor::JOB_NAME_LABEL.to_owned(),
+            event.job.clone(),
+        )]);
+        let containers: Vec<String> = match self.executor.list(&selector).await {
+            Ok(pods) => pods
+                .into_iter()
+                .find(|p| p.name == pod)
+                .map(|p| p.containers.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let t = event.t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        for container in containers {
+            let Ok(bytes) = self.executor.logs(pod, &container).await else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines() {
+                match self.format {
+                    Format::Json => {
+                        let record = LogLine {
+                            t: t.clone(),
+                            event: "log",
+                            pod,
+                            container: &container,
+                            line,
+                        };
+                        if let Ok(json) = serde_json::to_string(&record) {
+                            lines.push(json);
+                        }
+                    }
+                    Format::Text { .. } => lines.push(format!("  {pod}/{container}: {line}")),
+                }
+            }
+        }
+        lines
+    }
+
+    /// Redraws a one-line summary of every Job about five times a second.
+    async fn progress(self, handles: Vec<JobHandle>, cron_handles: Vec<CronJobHandle>) {
+        loop {
+            let mut parts = Vec::new();
+            for h in &handles {
+                parts.push(progress_text(h));
+            }
+            for h in &cron_handles {
+                for child in h.jobs() {
+                    if !child.is_finished() {
+                        parts.push(progress_text(&child));
+                    }
+                }
+                if parts.is_empty() {
+                    let next = h
+                        .status()
+                        .last_schedule_time
+                        .map(|t| format!("last scheduled {t}"))
+                        .unwrap_or_else(|| "waiting for the first schedule".to_owned());
+                    parts.push(format!("cronjob/{}: {next}", h.name()));
+                }
+            }
+            {
+                let mut shown = self
+                    .out
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut stdout = std::io::stdout().lock();
+                let _ = write!(stdout, "\r\x1b[2K{}", parts.join("  |  "));
+                let _ = stdout.flush();
+                *shown = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn clear_progress(&self) {
+        self.print(&[]);
+    }
+
+    fn final_status(&self, name: &str, status: &JobStatus, named: bool) {
+        match self.format {
+            Format::Json => {
+                let line = if named {
+                    serde_json::json!({"final": {"job": name, "status": status}})
+                } else {
+                    serde_json::json!({"final": {"status": status}})
+                };
+                self.print(&[line.to_string()]);
+            }
+            Format::Text { .. } => {
+                let outcome = if completed(status) {
+                    "Complete"
+                } else if failed(status) {
+                    "Failed"
+                } else {
+                    "not finished"
+                };
+                let mut line = format!(
+                    "job/{name}: {outcome} — succeeded {}, failed {}",
+                    status.succeeded, status.failed
+                );
+                if let Some(ix) = Some(status.completed_indexes.as_str()).filter(|s| !s.is_empty())
+                {
+                    line.push_str(&format!(", completed indexes {ix}"));
+                }
+                if let Some(ix) = status.failed_indexes.as_deref().filter(|s| !s.is_empty()) {
+                    line.push_str(&format!(", failed indexes {ix}"));
+                }
+                if let Some(c) = status
+                    .condition(&JobConditionType::Failed)
+                    .filter(|c| c.status == batch_core::model::ConditionStatus::True)
+                {
+                    line.push_str(&format!(" ({}: {})", c.reason, c.message));
+                }
+                self.print(&[line]);
+            }
+        }
+    }
+
+    fn final_cron_status(&self, name: &str, status: &batch_core::model::CronJobStatus) {
+        match self.format {
+            Format::Json => {
+                let line = serde_json::json!({"final": {"cronJob": name, "status": status}});
+                self.print(&[line.to_string()]);
+            }
+            Format::Text { .. } => {
+                let last = status
+                    .last_schedule_time
+                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                self.print(&[format!("cronjob/{name}: stopped; last scheduled {last}")]);
+            }
+        }
+    }
+}
+
+fn progress_text(h: &JobHandle) -> String {
+    let job = h.job();
+    let status = &job.status;
+    let completions = job.spec.completions;
+    let succeeded = status.succeeded;
+    let mut text = format!("job/{} ", h.name());
+    if let Some(total) = completions.filter(|t| *t > 0) {
+        const WIDTH: i64 = 20;
+        let filled = (i64::from(succeeded) * WIDTH / i64::from(total)).clamp(0, WIDTH);
+        let bar: String = (0..WIDTH)
+            .map(|i| if i < filled { '#' } else { '-' })
+            .collect();
+        text.push_str(&format!("[{bar}] {succeeded}/{total}"));
+    } else {
+        text.push_str(&format!("{succeeded} succeeded"));
+    }
+    text.push_str(&format!(
+        " · {} active · {} failed",
+        status.active, status.failed
+    ));
+    if let Some(ix) = Some(status.completed_indexes.as_str()).filter(|s| !s.is_empty()) {
+        text.push_str(&format!(" · done {ix}"));
+    }
+    if let Some(ix) = status.failed_indexes.as_deref().filter(|s| !s.is_empty()) {
+        text.push_str(&format!(" · failed {ix}"));
+    }
+    text
+}
+
+/// The plain-text form of an event (None: not shown in text output).
+fn text_line(event: &RunEvent) -> Option<String> {
+    let t = event.t.format("%H:%M:%S%.3f");
+    let job = &event.job;
+    let what = match &event.kind {
+        RunEventKind::Create { pod, index } => match index {
+            Some(ix) => format!("created pod {pod} (index {ix})"),
+            None => format!("created pod {pod}"),
+        },
+        RunEventKind::Exit { pod, exit_code } => format!("pod {pod} exited with code {exit_code}"),
+        RunEventKind::Evict { pod } => format!("pod {pod} was evicted"),
+        RunEventKind::Delete { pod } => format!("deleting pod {pod}"),
+        RunEventKind::Condition {
+            type_,
+            reason,
+            message,
+        } => {
+            if message.is_empty() {
+                format!("condition {type_} ({reason})")
+            } else {
+                format!("condition {type_} ({reason}: {message})")
+            }
+        }
+        RunEventKind::Warning { reason, message } => format!("warning {reason}: {message}"),
+        RunEventKind::JobCreate { job, .. } => format!("created job {job}"),
+        RunEventKind::JobFinish { job, result } => {
+            format!("job {job} finished: {}", result.as_str())
+        }
+        RunEventKind::JobDelete { job } => format!("deleted job {job}"),
+        RunEventKind::ExecutorError {
+            operation,
+            message,
+            retry_at,
+        } => match retry_at {
+            Some(at) => format!(
+                "executor error in {operation}: {message} (retrying at {})",
+                at.format("%H:%M:%S")
+            ),
+            None => format!("executor error in {operation}: {message}"),
+        },
+        _ => return None,
+    };
+    Some(format!("{t} {job}: {what}"))
+}
