@@ -1,9 +1,14 @@
 //! Kubernetes-grade batch semantics as a library.
 //!
 //! `batch-core` holds the typed `batch/v1` [`model`] (reads real Kubernetes YAML and JSON),
-//! the API server's [`defaults`] and [`validation`], the manifest [`loader`], and — in later
-//! releases — pure state machines for Jobs and CronJobs. Everything here is deterministic:
-//! no I/O, no clock, no randomness. Time is always a parameter.
+//! the API server's [`defaults`] and [`validation`], the manifest [`loader`], the [`cron`]
+//! evaluator, the pure state machines for Jobs ([`job`]) and CronJobs ([`cronjob`]), and the
+//! [`simulate`] rehearsal. Everything there is deterministic: no I/O, no clock, no
+//! randomness; time is always a parameter.
+//!
+//! The [`executor`] module defines the trait a backend implements to run pods (local
+//! processes, Docker, Kubernetes, or your own), and [`clock`] the time source. With the
+//! `runtime` feature, `runner` drives the machines against an executor for real.
 //!
 //! ```
 //! use batch_core::{defaults, loader, validation};
@@ -30,7 +35,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `runtime` | no | the async runner and system clock (a later release; pulls in tokio) |
+//! | `runtime` | no | `runner` (the async Job and CronJob runner) and `clock::SystemClock`; pulls in tokio and tracing |
 //! | `conformance` | no | the shared executor conformance suite (testing only, not semver-stable) |
 //!
 //! With no features the crate is pure: it has no async runtime and no I/O dependency.

@@ -247,3 +247,65 @@ fn ctrl_c_stops_pods_gracefully_and_exits_130() {
         assert!(ps.stdout.is_empty(), "left running: {:?}", ps.stdout);
     }
 }
+
+/// Pids of processes whose command line is exactly `argv`.
+fn pids_of(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn a_pod_killed_from_outside_with_sigkill_is_a_failure_with_exit_137() {
+    let dir = state_dir("outside-kill");
+    let manifest = common::temp_file(
+        "run-outside-kill",
+        "job.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: victim}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: main, image: x, command: [sleep, '607']}]\n",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_batch"))
+        .args([
+            "run",
+            manifest.to_str().unwrap(),
+            "-o",
+            "json",
+            "--state-dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut victims = Vec::new();
+    for _ in 0..600 {
+        victims = pids_of(&["sleep", "607"]);
+        if !victims.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(victims.len(), 1, "the pod's process is running");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victims[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let exits = events(&lines, "exit");
+    assert_eq!(exits.len(), 1, "{lines:?}");
+    assert_eq!(exits[0]["exitCode"], 137);
+    let status = &lines.last().unwrap()["final"]["status"];
+    assert_eq!(status["failed"], 1);
+    assert_eq!(
+        condition(status, "Failed").unwrap()["reason"],
+        "BackoffLimitExceeded"
+    );
+}

@@ -3,10 +3,11 @@
 //! Shows: loading manifests, defaulting and validating them exactly as the Kubernetes API
 //! server does, with machine-readable (JSON lines) or kubectl-style output.
 //!
-//! Run: `cargo run -p batch-examples --bin batch -- validate ../shared/corpus/k8s-website/job.yaml`
+//! Run: `cargo run -p batch-examples --bin batch -- run ../shared/corpus/k8s-website/job.yaml`
 //!
-//! Exit codes (every command): 0 success; 1 the input was read but is invalid; 2 the input
-//! could not be read or parsed. Errors go to stderr, one line each.
+//! Exit codes: 0 success; 1 the input was read but is invalid; 2 the input could not be read
+//! or parsed. `batch run` differs: 0 every Job completed, 1 a Job failed, 2 unreadable or
+//! invalid input, 130 interrupted. Errors go to stderr, one line each.
 
 use std::process::ExitCode;
 

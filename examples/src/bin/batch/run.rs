@@ -440,6 +440,7 @@ impl Printer {
 
     /// Redraws a one-line summary of every Job about five times a second.
     async fn progress(self, handles: Vec<JobHandle>, cron_handles: Vec<CronJobHandle>) {
+        let mut last = String::new();
         loop {
             let mut parts = Vec::new();
             for h in &handles {
@@ -460,16 +461,21 @@ impl Printer {
                     parts.push(format!("cronjob/{}: {next}", h.name()));
                 }
             }
+            let text = parts.join("  |  ");
             {
                 let mut shown = self
                     .out
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let mut stdout = std::io::stdout().lock();
-                let _ = write!(stdout, "\r\x1b[2K{}", parts.join("  |  "));
-                let _ = stdout.flush();
-                *shown = true;
+                // Redraw only when the line changed or event lines replaced it.
+                if !*shown || text != last {
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = write!(stdout, "\r\x1b[2K{text}");
+                    let _ = stdout.flush();
+                    *shown = true;
+                }
             }
+            last = text;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
