@@ -728,6 +728,52 @@ spec:
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn pods_a_deletion_could_not_remove_during_an_outage_are_removed_once_it_ends() {
+    let clock = ManualClock::new(t0());
+    let exec = Scripted::new();
+    let r = runner(exec.clone(), &clock);
+    let h = r
+        .submit_job(job("
+metadata: {name: stranded}
+spec:
+  parallelism: 2
+  completions: 2
+  template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}
+"))
+        .unwrap();
+    let mut rx = h.events();
+    until("two pods run", || exec.running().len() == 2).await;
+    exec.go_down();
+    // The caller gets its answer at once; the Job is deleted although its pods are not yet.
+    h.delete().await.unwrap();
+    assert_eq!(h.wait().await, Err(RunError::Deleted));
+    assert_eq!(
+        exec.running().len(),
+        2,
+        "the executor is down: nothing deleted yet"
+    );
+    // While it stays down, retries are reported with their next time.
+    let mut events = Vec::new();
+    let at = next_wake(&clock).await;
+    clock.set(at);
+    until_event(&mut rx, &mut events, "a retried deletion", |e| {
+        matches!(
+            &e.kind,
+            RunEventKind::ExecutorError {
+                retry_at: Some(_),
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(exec.running().len(), 2);
+    exec.come_back();
+    let at = next_wake(&clock).await;
+    clock.set(at);
+    until("the stranded pods are deleted", || exec.count() == 0).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_pod_changes_costs_few_steps() {
     let clock = ManualClock::new(t0());
     let exec = Scripted::new();

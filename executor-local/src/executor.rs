@@ -122,6 +122,18 @@ impl LocalExecutor {
         let pods_dir = store::pods_dir(&config.root);
         fs::create_dir_all(&pods_dir)
             .map_err(|e| LocalError::io("create", &pods_dir, e).into_executor("new"))?;
+        // Pod directories whose removal an earlier process did not finish.
+        if let Ok(entries) = fs::read_dir(&pods_dir) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".deleting-")
+                {
+                    remove_tree_in_background(entry.path());
+                }
+            }
+        }
         let memory = match config.memory_enforcement {
             MemoryEnforcement::Auto => CgroupParent::detect()
                 .map(MemoryControl::Cgroup)
@@ -323,7 +335,16 @@ impl Inner {
             return true;
         }
         if deadline {
-            if st.obs.phase.is_terminal() {
+            // Every app container has ended for good: only sidecars are left, being
+            // stopped. The phase is already decided by the app containers (the kubelet
+            // ignores sidecars), so the deadline no longer applies.
+            let apps_done = st
+                .obs
+                .containers
+                .iter()
+                .filter(|c| c.kind == ContainerKind::App)
+                .all(|c| c.terminated().is_some());
+            if st.obs.phase.is_terminal() || apps_done {
                 return false;
             }
             st.deadline_exceeded = true;
@@ -356,10 +377,18 @@ impl Inner {
 
     /// Removes a pod's directory and forgets it; publishes `Deleted`.
     fn remove(&self, name: &str, dir: &Path, labels: &BTreeMap<String, String>) {
-        if let Err(e) = fs::remove_dir_all(dir)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(pod = name, error = %e, "cannot remove the pod directory");
+        // Renaming is one quick call and makes the pod disappear from listings at once
+        // (hidden names are skipped); the tree itself, which may be large (a scratch
+        // directory), is removed on a blocking thread, never on the async runtime.
+        static REMOVALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = REMOVALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let doomed = dir.with_file_name(format!(".deleting-{name}-{}-{n}", std::process::id()));
+        match fs::rename(dir, &doomed) {
+            Ok(()) => remove_tree_in_background(doomed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(pod = name, error = %e, "cannot remove the pod directory");
+            }
         }
         lock(&self.pods).remove(name);
         lock(&self.foreign).remove(name);
@@ -839,4 +868,21 @@ fn make_volumes(volumes: &[VolumePlan]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Removes a directory tree on tokio's blocking pool (inline outside a runtime).
+fn remove_tree_in_background(dir: PathBuf) {
+    let remove = move || {
+        if let Err(e) = fs::remove_dir_all(&dir)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a pod directory");
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(remove);
+        }
+        Err(_) => remove(),
+    }
 }

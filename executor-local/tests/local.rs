@@ -613,3 +613,33 @@ async fn check_template_rejects_mounts_it_cannot_provide() {
     assert!(caps.exit_codes && caps.signals && caps.adoption && caps.restart_in_place);
     assert!(!caps.hostname);
 }
+
+#[tokio::test]
+async fn a_deadline_passing_while_only_sidecars_are_stopping_does_not_fail_the_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let exec = executor_with(dir.path(), Arc::new(clock.clone()));
+    let spec = serde_json::json!({"restartPolicy": "Never",
+        "activeDeadlineSeconds": 5,
+        "terminationGracePeriodSeconds": 60,
+        "initContainers": [
+            {"name": "side", "image": "none", "restartPolicy": "Always",
+             "command": ["sh", "-c", "trap '' TERM; echo up > ready; while :; do sleep 0.05; done"]}],
+        "containers": [{"name": "main", "image": "none",
+            "command": ["sh", "-c", "until [ -f ready ]; do sleep 0.02; done"]}]});
+    exec.start(pod("late", spec)).await.unwrap();
+    // The app container succeeded; the sidecar ignores SIGTERM and waits for its kill.
+    wait_until(&exec, "late", "stopping its sidecar", |p| {
+        container(p, "main").terminated().is_some()
+    })
+    .await;
+    clock.advance(chrono::Duration::seconds(5));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!observe(&exec, "late").await.unwrap().phase.is_terminal());
+    clock.advance(chrono::Duration::seconds(60));
+    let p = wait_terminal(&exec, "late").await;
+    assert_eq!(p.phase, PodPhase::Succeeded, "{p:#?}");
+    assert_eq!(p.reason, "");
+    assert_eq!(exit(&p, "main"), (0, None, "Completed".to_owned()));
+    assert_eq!(exit(&p, "side"), (137, Some(9), "Error".to_owned()));
+}

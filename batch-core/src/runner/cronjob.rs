@@ -265,6 +265,7 @@ impl CronTask {
     async fn run(mut self) {
         let _guard = LifeGuard(Arc::clone(&self.shared));
         let mut dirty = true;
+        let mut handled_due: Option<Timestamp> = None;
         loop {
             if dirty {
                 dirty = false;
@@ -280,6 +281,14 @@ impl CronTask {
             let now = self.now();
             if self.retry_at.is_some_and(|t| t <= now) {
                 self.retry_at = None;
+            }
+            // A schedule time that came due while the step was applied is acted on now, once.
+            if let Some(due) = self.requeue_at.filter(|t| *t <= now)
+                && handled_due != Some(due)
+            {
+                handled_due = Some(due);
+                dirty = true;
+                continue;
             }
             let deadline =
                 earliest([self.requeue_at, self.retry_at].map(|t| t.filter(|t| *t > now)));

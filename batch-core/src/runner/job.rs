@@ -415,6 +415,7 @@ impl JobTask {
     async fn run(mut self) {
         let _guard = LifeGuard(Arc::clone(&self.shared));
         let mut dirty = true;
+        let mut handled_due: Option<Timestamp> = None;
         loop {
             let finished = self.job.status.is_finished();
             if !finished {
@@ -437,12 +438,25 @@ impl JobTask {
                 // Nothing more happens to the pods of a finished Job: stop watching them.
                 self.watch = None;
                 if self.delete_job_at.is_some_and(|t| t <= now) {
-                    self.delete_job().await;
+                    let leftover = self.delete_job().await;
+                    self.finish_deletion(leftover).await;
                     return;
                 }
             }
             if self.call_retry_at.is_some_and(|t| t <= now) {
                 self.call_retry_at = None;
+            }
+            // A wake-up the machine asked for that came due while the step was applied
+            // (a backoff or deadline ending during slow executor calls) is acted on now, once:
+            // sleeping would wait for the next unrelated event.
+            if !self.job.status.is_finished()
+                && self.is_synced()
+                && let Some(due) = self.requeue_at.filter(|t| *t <= now)
+                && handled_due != Some(due)
+            {
+                handled_due = Some(due);
+                dirty = true;
+                continue;
             }
             // Only future times: one that is due but cannot be acted on yet (a step waits
             // for the executor to be observed again) must not wake the task in a loop.
@@ -464,8 +478,11 @@ impl JobTask {
             };
             match wake {
                 Wake::Command(Some(Command::Delete(ack))) => {
-                    self.delete_job().await;
+                    let leftover = self.delete_job().await;
                     let _ = ack.send(());
+                    // Pods the executor could not delete yet (an outage) are retried here,
+                    // after the caller has its answer: a deleted Job leaves nothing running.
+                    self.finish_deletion(leftover).await;
                     // Later commands find the channel closed and the Job deleted.
                     return;
                 }
@@ -961,12 +978,19 @@ impl JobTask {
     }
 
     /// Deletes the Job: every pod it has (known or listed), gracefully; then the Job.
-    async fn delete_job(&mut self) {
+    /// Deletes the Job: one attempt at deleting every pod, then the Job is marked deleted.
+    /// Returns what is left to do (pods whose deletion failed, and whether the pods still
+    /// have to be listed) for `finish_deletion`.
+    async fn delete_job(&mut self) -> Leftover {
         let now = self.now();
+        let mut leftover = Leftover::default();
         let mut names: BTreeSet<String> = self.pods.keys().cloned().collect();
         match self.ctx.executor.list(&self.selector).await {
             Ok(listed) => names.extend(listed.into_iter().map(|p| p.name)),
-            Err(e) => self.report_error("list", &e, None),
+            Err(e) => {
+                self.report_error("list", &e, None);
+                leftover.relist = true;
+            }
         }
         let results = delete_calls(&self.ctx, names.into_iter().collect()).await;
         for (name, result) in results {
@@ -981,7 +1005,10 @@ impl JobTask {
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => self.report_error("delete", &e, None),
+                Err(e) => {
+                    self.report_error("delete", &e, None);
+                    leftover.names.insert(name);
+                }
             }
         }
         self.job.metadata.deletion_timestamp = Some(now);
@@ -992,7 +1019,54 @@ impl JobTask {
         });
         self.shared.life.send_replace(Life::Deleted);
         self.watch = None;
+        leftover
     }
+
+    /// Retries, with backoff, the pod deletions `delete_job` could not do, until
+    /// every pod of the deleted Job is gone or unknown to the executor.
+    async fn finish_deletion(&mut self, mut leftover: Leftover) {
+        self.call_backoff.reset();
+        while leftover.relist || !leftover.names.is_empty() {
+            let at = self.now() + self.call_backoff.next_delay(true);
+            tracing::info!(job = %self.shared.name, retry_at = %at, pods = leftover.names.len(),
+                "pods of a deleted job are left; retrying their deletion");
+            self.ctx.clock.sleep_until(at).await;
+            if leftover.relist {
+                match self.ctx.executor.list(&self.selector).await {
+                    Ok(listed) => {
+                        leftover.names.extend(listed.into_iter().map(|p| p.name));
+                        leftover.relist = false;
+                    }
+                    Err(e) => {
+                        let next = self.now() + self.call_backoff.peek_delay();
+                        self.report_error("list", &e, Some(next));
+                        continue;
+                    }
+                }
+            }
+            let names: Vec<String> = std::mem::take(&mut leftover.names).into_iter().collect();
+            for (name, result) in delete_calls(&self.ctx, names).await {
+                match result {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        let next = self.now() + self.call_backoff.peek_delay();
+                        self.report_error("delete", &e, Some(next));
+                        leftover.names.insert(name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pod deletions a Job deletion could not complete at once.
+#[derive(Debug, Default)]
+struct Leftover {
+    /// Pods whose deletion failed.
+    names: BTreeSet<String>,
+    /// Whether listing the Job's pods failed (so more pods may exist).
+    relist: bool,
 }
 
 /// Deletes pods gracefully, at most `max_concurrent_calls` at a time.

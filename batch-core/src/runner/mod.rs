@@ -420,6 +420,15 @@ impl Backoff {
             .min(self.cap)
     }
 
+    /// The delay the next transient retry would wait, without counting an attempt.
+    fn peek_delay(&self) -> chrono::Duration {
+        let exponent = self.attempts.min(30);
+        self.base
+            .checked_mul(1 << exponent)
+            .unwrap_or(self.cap)
+            .min(self.cap)
+    }
+
     fn reset(&mut self) {
         self.attempts = 0;
     }
