@@ -40,6 +40,8 @@ struct State {
     watchers: Vec<Watcher>,
     /// Fail this many of the next starts (transient).
     fail_starts: usize,
+    /// Fail this many of the next deletes (transient).
+    fail_deletes: usize,
     /// Every call fails (an outage).
     down: bool,
     starts: usize,
@@ -140,6 +142,10 @@ impl Scripted {
         self.state.lock().unwrap().fail_starts = n;
     }
 
+    fn fail_next_deletes(&self, n: usize) {
+        self.state.lock().unwrap().fail_deletes = n;
+    }
+
     /// An outage: every call fails and every watch ends.
     fn go_down(&self) {
         let mut s = self.state.lock().unwrap();
@@ -219,6 +225,10 @@ impl Executor for Scripted {
     async fn delete(&self, name: &str, _grace: Option<chrono::Duration>) -> Result<()> {
         let mut s = self.state.lock().unwrap();
         if s.down {
+            return Err(unavailable("delete"));
+        }
+        if s.fail_deletes > 0 {
+            s.fail_deletes -= 1;
             return Err(unavailable("delete"));
         }
         let Some(mut obs) = s.pods.get(name).cloned() else {
@@ -725,6 +735,44 @@ spec:
             job: "doomed".to_owned()
         })
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_suspension_whose_deletes_fail_is_retried_and_counts_no_failure() {
+    let clock = ManualClock::new(t0());
+    let exec = Scripted::new();
+    let r = runner(exec.clone(), &clock);
+    let h = r
+        .submit_job(job("
+metadata: {name: sticky}
+spec:
+  completions: 2
+  parallelism: 2
+  template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}
+"))
+        .unwrap();
+    until("two pods run", || exec.running().len() == 2).await;
+    exec.fail_next_deletes(2);
+    h.suspend().await.unwrap();
+    assert_eq!(exec.running().len(), 2, "the deletes failed");
+    // The runner retries after its backoff; the pods still run, so it deletes them then.
+    let at = next_wake(&clock).await;
+    clock.set(at);
+    until("the pods are gone", || exec.count() == 0).await;
+    until("the Job is suspended with nothing active", || {
+        let s = h.status();
+        s.has_true_condition(&JobConditionType::Suspended) && s.active == 0
+    })
+    .await;
+    assert_eq!(h.status().failed, 0, "deleted pods are not failures");
+    // Resumed, the Job completes with fresh pods: nothing was lost or double-counted.
+    h.resume().await.unwrap();
+    until("two new pods run", || exec.running().len() == 2).await;
+    for p in exec.running() {
+        exec.exit(&p, 0);
+    }
+    let status = h.wait().await.unwrap();
+    assert_eq!((status.succeeded, status.failed), (2, 0));
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -762,12 +762,23 @@ impl JobTask {
             || d.status != self.job.status;
 
         // 1. Pods: deletes, then starts (a step never has both).
-        let deleted = self.delete_pods(&d.delete).await;
+        let (deleted, not_deleted) = self.delete_pods(&d.delete).await;
         let created = self.start_pods(&d.create).await;
 
-        // 2. Persist status and memory, together; 3. only then release.
+        // 2. Persist status and memory, together; 3. only then release. A running pod the
+        // machine deleted (and released uncounted) whose deletion failed is not released:
+        // it still runs, so the next step sees it again and deletes it again.
         let old = self.persist(d.status, d.memory);
-        self.release(&d.release);
+        let release: Vec<String> = d
+            .release
+            .iter()
+            .filter(|name| {
+                !not_deleted.contains(*name)
+                    || self.pods.get(*name).is_some_and(|p| p.is_terminal())
+            })
+            .cloned()
+            .collect();
+        self.release(&release);
 
         for c in &self.job.status.conditions {
             let differs = old.condition(&c.type_).is_none_or(|o| {
@@ -806,7 +817,7 @@ impl JobTask {
                 job = %self.shared.name,
                 created,
                 deleted,
-                released = d.release.len(),
+                released = release.len(),
                 active = s.active,
                 succeeded = s.succeeded,
                 failed = s.failed,
@@ -933,9 +944,11 @@ impl JobTask {
 
     /// Deletes pods gracefully, at most `max_concurrent_calls` at a time. Returns how many
     /// were deleted.
-    async fn delete_pods(&mut self, names: &[String]) -> usize {
+    /// Deletes pods; returns how many were deleted and the names whose deletion failed.
+    async fn delete_pods(&mut self, names: &[String]) -> (usize, HashSet<String>) {
+        let mut failed = HashSet::new();
         if names.is_empty() {
-            return 0;
+            return (0, failed);
         }
         let results = delete_calls(&self.ctx, names.to_vec()).await;
         let now = self.now();
@@ -956,12 +969,13 @@ impl JobTask {
                     self.vanish(&name);
                 }
                 Err(e) => {
+                    failed.insert(name);
                     failure.get_or_insert(e);
                 }
             }
         }
         self.after_calls("delete", failure);
-        deleted
+        (deleted, failed)
     }
 
     /// Backoff bookkeeping after a batch of calls: the first failure is reported and sets
