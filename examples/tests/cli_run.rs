@@ -213,39 +213,49 @@ fn ctrl_c_stops_pods_gracefully_and_exits_130() {
         "job.yaml",
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: sleeper}\nspec:\n  parallelism: 2\n  completions: 2\n  template:\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 5\n      containers: [{name: main, image: x, command: [sleep, '600']}]\n",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args([
-            "run",
-            manifest.to_str().unwrap(),
-            "-o",
-            "json",
-            "--state-dir",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until both pods exist (their directories appear), then interrupt.
-    let pods = dir.join("local").join("pods");
-    for _ in 0..600 {
-        if std::fs::read_dir(&pods).map(|d| d.count()).unwrap_or(0) >= 2 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let child = spawn_json_run(&dir, &manifest);
+    let sleeps = wait_for_processes(&["sleep", "600"], 2);
+    signal(child.id(), nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let lines = json_lines(&out);
     assert!(lines.last().unwrap()["final"]["status"].is_object());
-    // No sleep of this Job is left running.
-    let ps = Command::new("pgrep").args(["-f", "^sleep 600$"]).output();
-    if let Ok(ps) = ps {
-        assert!(ps.stdout.is_empty(), "left running: {:?}", ps.stdout);
+    // The pods were stopped: none of their processes is left.
+    let left: Vec<i32> = pids_of(&["sleep", "600"])
+        .into_iter()
+        .filter(|p| sleeps.contains(p))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+/// Starts `batch run MANIFEST -o json` in the background.
+fn spawn_json_run(dir: &Path, manifest: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_batch"))
+        .arg("run")
+        .arg(manifest)
+        .args(["-o", "json", "--state-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 30 s) until `n` processes run `argv`, and returns their pids.
+fn wait_for_processes(argv: &[&str], n: usize) -> Vec<i32> {
+    for _ in 0..600 {
+        let pids = pids_of(argv);
+        if pids.len() >= n {
+            return pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    panic!("{n} processes {argv:?} never ran");
+}
+
+fn signal(pid: impl TryInto<i32>, signal: nix::sys::signal::Signal) {
+    let pid = pid.try_into().ok().expect("a pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
 }
 
 /// Pids of processes whose command line is exactly `argv`.
@@ -269,33 +279,10 @@ fn a_pod_killed_from_outside_with_sigkill_is_a_failure_with_exit_137() {
         "job.yaml",
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: victim}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: main, image: x, command: [sleep, '607']}]\n",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_batch"))
-        .args([
-            "run",
-            manifest.to_str().unwrap(),
-            "-o",
-            "json",
-            "--state-dir",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut victims = Vec::new();
-    for _ in 0..600 {
-        victims = pids_of(&["sleep", "607"]);
-        if !victims.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let child = spawn_json_run(&dir, &manifest);
+    let victims = wait_for_processes(&["sleep", "607"], 1);
     assert_eq!(victims.len(), 1, "the pod's process is running");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victims[0]),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(victims[0], nix::sys::signal::Signal::SIGKILL);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let lines = json_lines(&out);
