@@ -1061,6 +1061,50 @@ fn cron_job(yaml: &str) -> CronJob {
 }
 
 #[tokio::test]
+async fn a_replaced_child_job_passes_on_its_pod_deletions_before_it_is_reported_deleted() {
+    let clock = ManualClock::new(t0() + Duration::seconds(30));
+    let exec = Scripted::new();
+    let r = runner(exec.clone(), &clock);
+    let cj = r
+        .submit_cron_job(cron_job(
+            "
+metadata: {name: swap}
+spec:
+  schedule: '* * * * *'
+  concurrencyPolicy: Replace
+  jobTemplate:
+    spec:
+      template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}
+",
+        ))
+        .unwrap();
+    let mut rx = cj.events();
+    let mut seen = Vec::new();
+    clock.set(t0() + Duration::minutes(1) + Duration::milliseconds(100));
+    let first = batch_core::cronjob::job_name("swap", t0() + Duration::minutes(1));
+    until("the first child's pod runs", || exec.running().len() == 1).await;
+    let pod = exec.running()[0].clone();
+    // The next minute replaces the running child.
+    clock.set(t0() + Duration::minutes(2) + Duration::milliseconds(100));
+    until_event(&mut rx, &mut seen, "the first child's deletion", |e| {
+        e.kind == RunEventKind::JobDelete { job: first.clone() }
+    })
+    .await;
+    let delete_of_pod = seen
+        .iter()
+        .position(|e| e.kind == RunEventKind::Delete { pod: pod.clone() });
+    let job_delete = seen
+        .iter()
+        .position(|e| e.kind == RunEventKind::JobDelete { job: first.clone() });
+    assert!(
+        delete_of_pod.is_some() && delete_of_pod < job_delete,
+        "the pod's delete event comes first: {:?}",
+        kinds(&seen)
+    );
+    cj.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_cron_job_creates_its_job_at_the_scheduled_time_and_sees_it_finish() {
     let clock = ManualClock::new(t0() + Duration::seconds(30));
     let exec = Scripted::new();

@@ -364,7 +364,9 @@ impl CronTask {
                 child.muted.store(true, Ordering::SeqCst);
                 // A Job deleted already is fine.
                 let _ = child.handle.delete().await;
-                child.forwarder.abort();
+                // The child's task has ended (or is gone): its forwarder passes on what the
+                // child sent last (its pods' delete events) and then stops by itself.
+                let _ = child.forwarder.await;
                 self.publish_children();
                 self.emit(RunEventKind::JobDelete { job: name.clone() });
                 changed = true;
