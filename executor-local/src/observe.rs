@@ -154,8 +154,15 @@ pub(crate) fn set_condition(
 /// after a container changed.
 pub(crate) fn refresh(obs: &mut PodObservation, policy: &RestartPolicy, now: Timestamp) {
     if !obs.phase.is_terminal() {
+        // Terminal phases are reported once every process has ended (`finish`). Until then a
+        // pod whose regular init container failed (restartPolicy Never), and whose app
+        // containers never started, is still initializing: Pending, not Running.
+        let apps_started = obs.containers.iter().any(|c| {
+            c.kind == ContainerKind::App && !matches!(c.state, ContainerRunState::Waiting { .. })
+        });
         obs.phase = match derive_phase(policy, &obs.containers, false) {
             PodPhase::Pending => PodPhase::Pending,
+            PodPhase::Failed if !apps_started => PodPhase::Pending,
             _ => PodPhase::Running,
         };
     }
@@ -322,6 +329,26 @@ mod tests {
         assert_eq!(derive_phase(&p, &done, true), PodPhase::Failed);
         let ok = [c(App, exited(0)), c(App, exited(0))];
         assert_eq!(derive_phase(&p, &ok, true), PodPhase::Succeeded);
+    }
+
+    #[test]
+    fn a_never_pod_whose_init_container_failed_is_pending_until_its_sidecars_stop() {
+        let p = RestartPolicy::Never;
+        let mut obs = PodObservation {
+            containers: vec![c(App, waiting()), c(Sidecar, running()), c(Init, exited(1))],
+            ..PodObservation::default()
+        };
+        refresh(&mut obs, &p, t0());
+        assert_eq!(
+            obs.phase,
+            PodPhase::Pending,
+            "not Running: no app container ran"
+        );
+        assert!(!obs.ready);
+        // Once the sidecar has stopped, the pod is finished: Failed.
+        obs.containers[1].state = exited(143);
+        finish(&mut obs, &p, false, t0());
+        assert_eq!(obs.phase, PodPhase::Failed);
     }
 
     #[test]
