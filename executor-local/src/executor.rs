@@ -592,9 +592,29 @@ async fn run_pod(inner: Arc<Inner>, pod: Arc<Pod>) {
         Some(s) => s.kill_at,
         None => inner.clock.now() + pod.request.termination_grace_period(),
     };
-    for (tx, handle) in sidecars.into_iter().rev() {
-        let _ = tx.send(Some(Stop { kill_at }));
-        let _ = handle.await;
+    // A later deletion with a shorter grace period reaches the sidecars still stopping.
+    let mut stops = pod.stop.subscribe();
+    for (tx, mut handle) in sidecars.into_iter().rev() {
+        let now_kill_at = stops
+            .borrow_and_update()
+            .map_or(kill_at, |s| s.kill_at.min(kill_at));
+        let _ = tx.send(Some(Stop {
+            kill_at: now_kill_at,
+        }));
+        loop {
+            tokio::select! {
+                _ = &mut handle => break,
+                changed = stops.changed() => {
+                    if changed.is_err() {
+                        let _ = (&mut handle).await;
+                        break;
+                    }
+                    if let Some(s) = *stops.borrow_and_update() {
+                        let _ = tx.send(Some(s));
+                    }
+                }
+            }
+        }
     }
     if let Some(d) = deadline {
         d.abort();

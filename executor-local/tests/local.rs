@@ -615,6 +615,39 @@ async fn check_template_rejects_mounts_it_cannot_provide() {
 }
 
 #[tokio::test]
+async fn a_shorter_grace_period_reaches_sidecars_already_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let exec = executor_with(dir.path(), Arc::new(clock.clone()));
+    let spec = serde_json::json!({"restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 600,
+        "initContainers": [
+            {"name": "side", "image": "none", "restartPolicy": "Always",
+             "command": ["sh", "-c", "trap '' TERM; echo up > ready; while :; do sleep 0.05; done"]}],
+        "containers": [{"name": "main", "image": "none",
+            "command": ["sh", "-c", "until [ -f ready ]; do sleep 0.02; done"]}]});
+    exec.start(pod("hurry", spec)).await.unwrap();
+    // The app container is done; the sidecar ignores SIGTERM and would get 600 s.
+    wait_until(&exec, "hurry", "stopping its sidecar", |p| {
+        container(p, "main").terminated().is_some()
+    })
+    .await;
+    // A deletion with grace 0 kills it now, without the clock moving.
+    let mut events = exec.watch(&BTreeMap::new()).await.unwrap();
+    exec.delete("hurry", Some(chrono::Duration::zero()))
+        .await
+        .unwrap();
+    let last = loop {
+        match next_event(&mut events).await {
+            WatchEvent::Applied(p) if p.name == "hurry" && p.phase.is_terminal() => break *p,
+            _ => {}
+        }
+    };
+    assert_eq!(exit(&last, "main"), (0, None, "Completed".to_owned()));
+    assert_eq!(exit(&last, "side"), (137, Some(9), "Error".to_owned()));
+}
+
+#[tokio::test]
 async fn a_deadline_passing_while_only_sidecars_are_stopping_does_not_fail_the_pod() {
     let dir = tempfile::tempdir().unwrap();
     let clock = manual_clock();
