@@ -642,7 +642,13 @@ async fn run_containers(inner: &Arc<Inner>, pod: &Arc<Pod>, sidecars: &mut Vec<S
             });
             sidecars.push((tx, handle));
             tokio::select! {
-                _ = started_rx => {}
+                r = started_rx => {
+                    // Dropped unsent: the sidecar ended (the pod was stopped) before it ever
+                    // started.
+                    if r.is_err() {
+                        return;
+                    }
+                }
                 _ = stopped(&mut pod_stop) => return,
             }
         } else {
@@ -745,9 +751,8 @@ async fn run_container(
                 (t, was_stopped)
             }
         };
-        if let Some(tx) = started.take() {
-            let _ = tx.send(());
-        }
+        // A sidecar that could not start has not started: the next init container waits
+        // while it is retried with the restart back-off, as the kubelet does.
         let restart = !was_stopped && (always || (on_failure && t.exit_code != 0));
         if !restart {
             inner.update(pod, |st| {

@@ -615,6 +615,41 @@ async fn check_template_rejects_mounts_it_cannot_provide() {
 }
 
 #[tokio::test]
+async fn a_sidecar_that_cannot_start_holds_back_the_next_init_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let exec = executor_with(dir.path(), Arc::new(clock.clone()));
+    let spec = serde_json::json!({"restartPolicy": "Never",
+        "initContainers": [
+            {"name": "side", "image": "none", "restartPolicy": "Always",
+             "command": ["/no/such/sidecar-binary"]},
+            {"name": "setup", "image": "none", "command": ["sh", "-c", "echo ran"]}],
+        "containers": [{"name": "main", "image": "none", "command": ["true"]}]});
+    exec.start(pod("stuck", spec)).await.unwrap();
+    // The sidecar's start fails and waits for its restart back-off (the clock stands still).
+    let p = wait_until(&exec, "stuck", "backing off its sidecar", |p| {
+        container(p, "side").last_state.is_some()
+    })
+    .await;
+    assert_eq!(
+        container(&p, "side").last_state.as_ref().unwrap().reason,
+        "StartError"
+    );
+    // The next init container has not run, and the pod is still initializing.
+    assert!(
+        matches!(
+            container(&p, "setup").state,
+            ContainerRunState::Waiting { .. }
+        ),
+        "{p:#?}"
+    );
+    assert_eq!(p.phase, PodPhase::Pending);
+    exec.delete("stuck", Some(chrono::Duration::zero()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_shorter_grace_period_reaches_sidecars_already_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let clock = manual_clock();
