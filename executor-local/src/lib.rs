@@ -127,6 +127,11 @@
 //! - If the executor's process dies, its pods' processes keep running unobserved (they are
 //!   in their own process groups); a later executor reports them `Running` while they last,
 //!   then `Failed` (`ExecutorLost`), and can delete them.
+//! - Processes are signalled by process-group id. Once a container's main process has been
+//!   reaped, what is left of its group is killed by that id; if the system reused the id in
+//!   the instant between the two (it cannot while a member of the group lives), the signal
+//!   would reach an unrelated group. There is no race-free group handle on Linux without
+//!   `unsafe` code (pidfds name processes, not groups).
 //!
 //! # Support tier
 //!
