@@ -11,7 +11,6 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use batch_core::clock::{Clock, SystemClock};
@@ -731,16 +730,11 @@ async fn run_container(
                     let _ = tx.send(());
                 }
                 let mut proc = proc;
-                let (status, was_stopped) = wait(
-                    &*inner.clock,
-                    &mut proc.child,
-                    proc.pgid,
-                    &mut stop,
-                    term_sent,
-                )
-                .await;
+                let was_stopped = wait(&*inner.clock, &mut proc, &mut stop, term_sent).await;
+                // Before the leader is reaped (`finish`): until then its group id cannot have
+                // been reused, so `request_stop` signals only this container's group.
                 lock(&pod.state).groups.retain(|g| *g != proc.pgid);
-                let ended = proc.finish(status).await;
+                let ended = proc.finish().await;
                 let t = observe::terminated(
                     ended.code,
                     ended.signal,
@@ -795,18 +789,19 @@ async fn run_container(
     Some(t)
 }
 
-/// Waits for a container's process; on a stop request sends SIGTERM to its group (unless
-/// `term_sent`: the stop's requester did), then SIGKILL when the kill time comes. The flag
-/// says whether a stop ended it.
+/// Waits until a container's main process has exited (not yet reaped: see
+/// [`process::Started::exited`]); on a stop request sends SIGTERM to its group (unless
+/// `term_sent`: the stop's requester did), then SIGKILL when the kill time comes. Returns
+/// whether a stop ended it.
 async fn wait(
     clock: &dyn Clock,
-    child: &mut tokio::process::Child,
-    pgid: i32,
+    proc: &mut process::Started,
     stop: &mut watch::Receiver<Option<Stop>>,
     term_sent: bool,
-) -> (io::Result<ExitStatus>, bool) {
+) -> bool {
+    let pgid = proc.pgid;
     let first = tokio::select! {
-        status = child.wait() => return (status, false),
+        () = proc.exited() => return false,
         s = stopped(stop) => s,
     };
     if !term_sent {
@@ -815,19 +810,21 @@ async fn wait(
     let mut kill_at = first.kill_at;
     loop {
         tokio::select! {
-            status = child.wait() => return (status, true),
+            () = proc.exited() => return true,
             () = clock.sleep_until(kill_at) => {
                 process::signal_group(pgid, Signal::SIGKILL);
-                return (child.wait().await, true);
+                proc.exited().await;
+                return true;
             }
             changed = stop.changed() => {
                 if changed.is_err() {
                     // No shorter deadline can come any more.
                     tokio::select! {
-                        status = child.wait() => return (status, true),
+                        () = proc.exited() => return true,
                         () = clock.sleep_until(kill_at) => {
                             process::signal_group(pgid, Signal::SIGKILL);
-                            return (child.wait().await, true);
+                            proc.exited().await;
+                            return true;
                         }
                     }
                 }

@@ -42,7 +42,7 @@
 //! | `exit_codes` | yes | the process's exit code |
 //! | `signals` | yes | killed by a signal: exit code 128 + signal, `signal: Some(n)` |
 //! | `init_containers` | yes | in order, each to completion, before the app containers |
-//! | `sidecar_containers` | yes | started in order with the init containers (the next one starts once the sidecar's process runs); stopped in reverse order, SIGTERM then SIGKILL after the grace period, once the app containers end; their exit codes never fail the pod |
+//! | `sidecar_containers` | yes | started in order with the init containers (the next one starts once the sidecar's process runs; one that cannot start is retried with the restart back-off, and the next waits); stopped in reverse order, SIGTERM then SIGKILL after the grace period, once the app containers end; their exit codes never fail the pod |
 //! | `restart_in_place` | yes | `OnFailure` (and sidecars): back-off 10 s, doubling, at most 5 min, reset after a 10 min run; `restart_count` and `last_state` reported |
 //! | `graceful_stop` | yes | SIGTERM to the process group, SIGKILL at the end of the grace period |
 //! | `pod_active_deadline` | yes | pod `Failed`, reason `DeadlineExceeded` |
@@ -127,11 +127,16 @@
 //! - If the executor's process dies, its pods' processes keep running unobserved (they are
 //!   in their own process groups); a later executor reports them `Running` while they last,
 //!   then `Failed` (`ExecutorLost`), and can delete them.
-//! - Processes are signalled by process-group id. Once a container's main process has been
-//!   reaped, what is left of its group is killed by that id; if the system reused the id in
-//!   the instant between the two (it cannot while a member of the group lives), the signal
-//!   would reach an unrelated group. There is no race-free group handle on Linux without
-//!   `unsafe` code (pidfds name processes, not groups).
+//! - Processes are signalled by process-group id. For the pods it runs, the executor signals
+//!   a group only while the group's leader (the container's main process) is unreaped, so
+//!   the id cannot have been reused: when the main process exits, what is left of its group
+//!   is killed before the main process is reaped. Pods of another executor or an earlier
+//!   process are not its children: their recorded groups are signalled while the leader is
+//!   the recorded process (same start time) or, once the leader is gone, while a group with
+//!   that id exists; in that last case, if every member had ended and the system had
+//!   reused the id for an unrelated group, the signal would reach that group. There is no
+//!   race-free group handle on Linux without `unsafe` code (pidfds name processes, not
+//!   groups).
 //!
 //! # Support tier
 //!

@@ -5,10 +5,13 @@ use std::fs;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 
+use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cgroup::{CgroupParent, Group};
 use crate::translate::{
@@ -32,6 +35,8 @@ pub(crate) struct Started {
     /// The process group (the leader's pid).
     pub(crate) pgid: i32,
     group: Option<Group>,
+    /// [`exited`](Started::exited) saw the leader exit and it is not reaped yet.
+    unreaped: bool,
 }
 
 /// What a run ended with.
@@ -128,7 +133,12 @@ pub(crate) fn spawn(
             }
         }
     }
-    Ok(Started { child, pgid, group })
+    Ok(Started {
+        child,
+        pgid,
+        group,
+        unreaped: false,
+    })
 }
 
 fn spawn_problem(container: &str, program: &str, e: &io::Error) -> StartProblem {
@@ -159,11 +169,54 @@ pub(crate) fn signal_group(pgid: i32, signal: Signal) {
 }
 
 impl Started {
-    /// After the leader exited with `status`: kills what is left of the group (a container
-    /// ends with its main process, as in a container runtime), reads the cgroup's OOM
-    /// record and removes the cgroup.
-    pub(crate) async fn finish(self, status: io::Result<ExitStatus>) -> Ended {
-        signal_group(self.pgid, Signal::SIGKILL);
+    /// Waits until the leader (the container's main process) has exited, without reaping
+    /// it. While it is an unreaped zombie its pid, and so the group's id, cannot be given to
+    /// another process, so the group can still be signalled safely (see
+    /// [`finish`](Started::finish)).
+    pub(crate) async fn exited(&mut self) {
+        if self.pgid <= 0 {
+            return;
+        }
+        let pid = Pid::from_raw(self.pgid);
+        // Subscribed before the first check, so an exit after it wakes the loop.
+        let mut sigchld = signal(SignalKind::child());
+        loop {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+            match waitid(Id::Pid(pid), flags) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(_) => {
+                    self.unreaped = true;
+                    return;
+                }
+                // Not this process's child any more (reaped elsewhere): `finish` waits
+                // for it the ordinary way.
+                Err(_) => return,
+            }
+            match &mut sigchld {
+                Ok(s) => {
+                    let _ = s.recv().await;
+                }
+                // No SIGCHLD stream: look again shortly.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// After the leader exited (see [`exited`](Started::exited)): kills what is left of the
+    /// group (a container ends with its main process, as in a container runtime), reaps the
+    /// leader, reads the cgroup's OOM record and removes the cgroup.
+    ///
+    /// The group is killed before the leader is reaped, so its id cannot have been reused.
+    /// Only when `exited` could not tell (the leader was not this process's child to wait
+    /// for) is it killed after reaping, as a last resort.
+    pub(crate) async fn finish(mut self) -> Ended {
+        if self.unreaped {
+            signal_group(self.pgid, Signal::SIGKILL);
+        }
+        let status = self.child.wait().await;
+        if !self.unreaped {
+            signal_group(self.pgid, Signal::SIGKILL);
+        }
         let (code, signal) = match status {
             Ok(s) => (s.code(), s.signal()),
             Err(e) => {
@@ -180,5 +233,54 @@ impl Started {
             None => false,
         };
         Ended { code, signal, oom }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// The state letter of a process (`Z`: zombie), when it exists.
+    fn state(pid: i32) -> Option<char> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    }
+
+    #[tokio::test]
+    async fn the_group_is_killed_while_its_exited_leader_is_not_yet_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = Launch {
+            argv: ["sh", "-c", "sleep 300 & echo $! > bg; exit 3"]
+                .map(str::to_owned)
+                .to_vec(),
+            env: Vec::new(),
+            working_dir: dir.path().to_path_buf(),
+            memory_limit: None,
+        };
+        let log = dir.path().join("log");
+        let mut proc = spawn("c", &launch, &log, &MemoryControl::AddressSpace).unwrap();
+        proc.exited().await;
+        // The leader has exited but still holds its pid (and so the group's id).
+        assert_eq!(state(proc.pgid), Some('Z'));
+        let bg: i32 = fs::read_to_string(dir.path().join("bg"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(state(bg).is_some_and(|s| s != 'Z'), "the group member runs");
+        let pgid = proc.pgid;
+        let ended = proc.finish().await;
+        assert_eq!((ended.code, ended.signal), (Some(3), None));
+        assert_eq!(state(pgid), None, "the leader is reaped");
+        // SIGKILL went to the group: its member is gone (or a zombie not reaped yet).
+        for _ in 0..200 {
+            if state(bg).is_none_or(|s| s == 'Z') {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the group member {bg} survived");
     }
 }

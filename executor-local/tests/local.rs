@@ -620,6 +620,7 @@ async fn a_sidecar_that_cannot_start_holds_back_the_next_init_containers() {
     let clock = manual_clock();
     let exec = executor_with(dir.path(), Arc::new(clock.clone()));
     let spec = serde_json::json!({"restartPolicy": "Never",
+        "activeDeadlineSeconds": 60,
         "initContainers": [
             {"name": "side", "image": "none", "restartPolicy": "Always",
              "command": ["/no/such/sidecar-binary"]},
@@ -644,9 +645,20 @@ async fn a_sidecar_that_cannot_start_holds_back_the_next_init_containers() {
         "{p:#?}"
     );
     assert_eq!(p.phase, PodPhase::Pending);
-    exec.delete("stuck", Some(chrono::Duration::zero()))
-        .await
-        .unwrap();
+    // The sidecar is still retried when its back-off passes; the pod's deadline ends it.
+    clock.advance(chrono::Duration::seconds(10));
+    wait_until(&exec, "stuck", "retrying its sidecar", |p| {
+        container(p, "side").restart_count >= 1
+    })
+    .await;
+    clock.advance(chrono::Duration::seconds(50));
+    let p = wait_terminal(&exec, "stuck").await;
+    assert_eq!(p.phase, PodPhase::Failed, "{p:#?}");
+    assert_eq!(p.reason, "DeadlineExceeded");
+    assert_eq!(exit(&p, "side").2, "StartError");
+    assert!(container(&p, "setup").terminated().is_none(), "{p:#?}");
+    assert_eq!(exec.logs_text("stuck", "setup").await.unwrap(), "");
+    exec.delete("stuck", None).await.unwrap();
 }
 
 #[tokio::test]
@@ -710,4 +722,68 @@ async fn a_deadline_passing_while_only_sidecars_are_stopping_does_not_fail_the_p
     assert_eq!(p.reason, "");
     assert_eq!(exit(&p, "main"), (0, None, "Completed".to_owned()));
     assert_eq!(exit(&p, "side"), (137, Some(9), "Error".to_owned()));
+}
+
+#[tokio::test]
+async fn a_never_pod_whose_init_container_failed_stays_pending_until_its_sidecars_stop_then_fails()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let exec = executor_with(dir.path(), Arc::new(clock.clone()));
+    let mut events = exec.watch(&BTreeMap::new()).await.unwrap();
+    let spec = serde_json::json!({"restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 30,
+        "initContainers": [
+            {"name": "side", "image": "none", "restartPolicy": "Always",
+             "command": ["sh", "-c", "trap '' TERM; echo up > ready; while :; do sleep 0.05; done"]},
+            {"name": "init", "image": "none",
+             "command": ["sh", "-c", "until [ -f ready ]; do sleep 0.02; done; exit 3"]}],
+        "containers": [{"name": "main", "image": "none", "command": ["true"]}]});
+    exec.start(pod("initside", spec)).await.unwrap();
+    // The init container failed; the sidecar ignores SIGTERM and waits for its kill.
+    let p = wait_until(&exec, "initside", "past its failed init container", |p| {
+        container(p, "init").terminated().is_some()
+    })
+    .await;
+    assert_eq!(p.phase, PodPhase::Pending, "{p:#?}");
+    assert!(!p.ready);
+    assert!(matches!(
+        container(&p, "side").state,
+        ContainerRunState::Running { .. }
+    ));
+    clock.advance(chrono::Duration::seconds(30));
+    let p = wait_terminal(&exec, "initside").await;
+    assert_eq!(p.phase, PodPhase::Failed, "{p:#?}");
+    assert_eq!(exit(&p, "init"), (3, None, "Error".to_owned()));
+    assert_eq!(exit(&p, "side"), (137, Some(9), "Error".to_owned()));
+    assert!(container(&p, "main").terminated().is_none());
+    // The watch never showed it Running, and its first terminal observation is its last.
+    let mut terminal = None;
+    loop {
+        match next_event(&mut events).await {
+            WatchEvent::Applied(o) if o.name == "initside" => {
+                assert_ne!(o.phase, PodPhase::Running, "{o:#?}");
+                if let Some(first) = &terminal {
+                    assert_eq!(&*o, first);
+                } else if o.phase.is_terminal() {
+                    assert_eq!(*o, p);
+                    terminal = Some(*o);
+                }
+            }
+            _ => {}
+        }
+        if terminal.is_some() {
+            // Deleting the finished pod removes it: the stream's next event for it is that.
+            exec.delete("initside", None).await.unwrap();
+            loop {
+                match next_event(&mut events).await {
+                    WatchEvent::Applied(o) if o.name == "initside" => {
+                        assert_eq!(Some(&*o), terminal.as_ref());
+                    }
+                    WatchEvent::Deleted { name } if name == "initside" => return,
+                    _ => {}
+                }
+            }
+        }
+    }
 }
