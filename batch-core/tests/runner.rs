@@ -1104,6 +1104,76 @@ spec:
     cj.stop().await.unwrap();
 }
 
+/// With many pods, the child's forwarder uses up its scheduling budget passing their delete
+/// events and yields behind the CronJob's task: the CronJob must still wait for the rest.
+#[tokio::test]
+async fn every_pod_deletion_of_a_replaced_or_stopped_child_comes_before_its_job_delete() {
+    const PODS: usize = 300;
+    let clock = ManualClock::new(t0() + Duration::seconds(30));
+    let exec = Scripted::new();
+    let r = runner(exec.clone(), &clock);
+    let cj = r
+        .submit_cron_job(cron_job(&format!(
+            "
+metadata: {{name: many}}
+spec:
+  schedule: '* * * * *'
+  concurrencyPolicy: Replace
+  jobTemplate:
+    spec:
+      parallelism: {PODS}
+      completions: {PODS}
+      template: {{spec: {{restartPolicy: Never, containers: [{{name: main, image: busybox}}]}}}}
+"
+        )))
+        .unwrap();
+    let mut rx = cj.events();
+    let mut seen = Vec::new();
+    let deletes_before_job_delete = |seen: &[RunEvent], job: &str| {
+        let end = seen
+            .iter()
+            .position(|e| {
+                e.kind
+                    == RunEventKind::JobDelete {
+                        job: job.to_owned(),
+                    }
+            })
+            .expect("the JobDelete was seen");
+        seen[..end]
+            .iter()
+            .filter(|e| e.job == job && matches!(e.kind, RunEventKind::Delete { .. }))
+            .count()
+    };
+    // Replaced by the next minute's child.
+    clock.set(t0() + Duration::minutes(1) + Duration::milliseconds(100));
+    let first = batch_core::cronjob::job_name("many", t0() + Duration::minutes(1));
+    until("the first child's pods run", || {
+        exec.running().len() == PODS
+    })
+    .await;
+    clock.set(t0() + Duration::minutes(2) + Duration::milliseconds(100));
+    until_event(&mut rx, &mut seen, "the first child's deletion", |e| {
+        e.kind == RunEventKind::JobDelete { job: first.clone() }
+    })
+    .await;
+    assert_eq!(deletes_before_job_delete(&seen, &first), PODS);
+    // Stopped: the same for the running child.
+    let second = batch_core::cronjob::job_name("many", t0() + Duration::minutes(2));
+    until("the second child's pods run", || {
+        exec.running().len() == PODS
+    })
+    .await;
+    cj.stop().await.unwrap();
+    until_event(&mut rx, &mut seen, "the second child's deletion", |e| {
+        e.kind
+            == RunEventKind::JobDelete {
+                job: second.clone(),
+            }
+    })
+    .await;
+    assert_eq!(deletes_before_job_delete(&seen, &second), PODS);
+}
+
 #[tokio::test]
 async fn a_cron_job_creates_its_job_at_the_scheduled_time_and_sees_it_finish() {
     let clock = ManualClock::new(t0() + Duration::seconds(30));

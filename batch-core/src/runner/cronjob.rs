@@ -1,6 +1,5 @@
 //! The CronJob task: one per submitted CronJob; its child Jobs run as Job tasks.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -207,6 +206,8 @@ pub(super) fn submit(runner: &Runner, mut cron_job: CronJob) -> Result<CronJobHa
 struct Child {
     handle: JobHandle,
     forwarder: JoinHandle<()>,
+    /// Tells the forwarder to pass on what is queued and stop.
+    drain: Arc<Notify>,
     /// Set when the CronJob deletes the child itself (it reports the `JobDelete`).
     muted: Arc<AtomicBool>,
     finish_reported: bool,
@@ -364,8 +365,10 @@ impl CronTask {
                 child.muted.store(true, Ordering::SeqCst);
                 // A Job deleted already is fine.
                 let _ = child.handle.delete().await;
-                // The child's task has ended (or is gone): its forwarder passes on what the
-                // child sent last (its pods' delete events) and then stops by itself.
+                // Once deleted, the child's task has sent its last events (its pods'
+                // deletions): the forwarder passes on what is queued and stops. Told to, so
+                // that the wait is bounded even if the child's task could not be reached.
+                child.drain.notify_one();
                 let _ = child.forwarder.await;
                 self.publish_children();
                 self.emit(RunEventKind::JobDelete { job: name.clone() });
@@ -447,16 +450,19 @@ impl CronTask {
     /// Starts following a new child Job.
     fn adopt(&mut self, handle: JobHandle, events: broadcast::Receiver<RunEvent>) {
         let muted = Arc::new(AtomicBool::new(false));
+        let drain = Arc::new(Notify::new());
         let forwarder = tokio::spawn(forward(
             handle.clone(),
             events,
             Arc::clone(&self.shared),
             Arc::clone(&self.notify),
             Arc::clone(&muted),
+            Arc::clone(&drain),
         ));
         self.children.push(Child {
             handle,
             forwarder,
+            drain,
             muted,
             finish_reported: false,
         });
@@ -482,35 +488,40 @@ impl CronTask {
 
     /// Deletes the running children and ends.
     async fn stop(&mut self) {
-        let mut stopped = HashSet::new();
-        for c in &self.children {
+        let mut deleted = 0;
+        for c in std::mem::take(&mut self.children) {
             if c.handle.is_finished() {
                 c.forwarder.abort();
+                self.children.push(c);
                 continue;
             }
             c.muted.store(true, Ordering::SeqCst);
             let _ = c.handle.delete().await;
-            stopped.insert(c.handle.name().to_owned());
+            // As in `apply`: the child's last events come before its `JobDelete`.
+            c.drain.notify_one();
+            let _ = c.forwarder.await;
+            deleted += 1;
             self.emit(RunEventKind::JobDelete {
                 job: c.handle.name().to_owned(),
             });
         }
-        self.children.retain(|c| !stopped.contains(c.handle.name()));
         self.publish_children();
-        tracing::info!(cron_job = %self.shared.name, deleted = stopped.len(), "cronjob stopped");
+        tracing::info!(cron_job = %self.shared.name, deleted, "cronjob stopped");
         // Ended on purpose (as a deleted Job's task); `Stopped` means it ended otherwise.
         self.shared.life.send_replace(Life::Deleted);
     }
 }
 
 /// Forwards a child's events to the CronJob's channel and wakes the CronJob when the
-/// child's status changes or its task ends.
+/// child's status changes or its task ends. Stops, after passing on what is queued, when the
+/// child's task ends or `drain` is notified.
 async fn forward(
     handle: JobHandle,
     mut events: broadcast::Receiver<RunEvent>,
     cron: Arc<CronShared>,
     notify: Arc<Notify>,
     muted: Arc<AtomicBool>,
+    drain: Arc<Notify>,
 ) {
     let mut status = handle.status_watch();
     let mut life = handle.life_watch();
@@ -522,8 +533,19 @@ async fn forward(
             let _ = cron.events.send(event);
         }
     };
+    let pass_queued = |events: &mut broadcast::Receiver<RunEvent>| loop {
+        match events.try_recv() {
+            Ok(event) => pass(event),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    };
     loop {
         tokio::select! {
+            () = drain.notified() => {
+                pass_queued(&mut events);
+                break;
+            }
             e = events.recv() => match e {
                 Ok(event) => pass(event),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -538,13 +560,7 @@ async fn forward(
             r = life.changed() => {
                 if r.is_err() || *life.borrow_and_update() != Life::Running {
                     // The child's task has ended: pass on what it sent before, then stop.
-                    loop {
-                        match events.try_recv() {
-                            Ok(event) => pass(event),
-                            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-                            Err(_) => break,
-                        }
-                    }
+                    pass_queued(&mut events);
                     notify.notify_one();
                     break;
                 }
