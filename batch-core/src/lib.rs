@@ -35,14 +35,14 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `runtime` | no | `runner` (the async Job and CronJob runner) and `clock::SystemClock`; pulls in tokio and tracing |
+//! | `runtime` | no | `runner` (the async Job and CronJob runner), `store` (durable runner state: in memory or an SQLite file) and `clock::SystemClock`; pulls in tokio, tracing and rusqlite (SQLite compiled in) |
 //! | `conformance` | no | the shared executor conformance suite (testing only, not semver-stable) |
 //!
 //! With no features the crate is pure: it has no async runtime and no I/O dependency.
 //!
 //! # Minimum supported Rust version
 //!
-//! The MSRV is the `rust-version` in `Cargo.toml` (currently 1.88). Raising it is a minor
+//! The MSRV is the `rust-version` in `Cargo.toml` (currently 1.89). Raising it is a minor
 //! version change and is noted in the changelog.
 //!
 //! # Guide
@@ -66,4 +66,7 @@ pub mod model;
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod runner;
 pub mod simulate;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod store;
 pub mod validation;

@@ -458,7 +458,14 @@ async fn a_submitted_job_gets_a_uid_creation_time_and_defaults() {
     let clock = ManualClock::new(t0());
     let r = runner(Scripted::new(), &clock);
     let a = r.submit_job(job(SIMPLE)).unwrap();
-    let b = r.submit_job(job(SIMPLE)).unwrap();
+    // The name is taken while the Job is known, as on an API server.
+    let Err(SubmitError::AlreadyExists { kind, name }) = r.submit_job(job(SIMPLE)) else {
+        panic!("a second Job of the same name is refused")
+    };
+    assert_eq!((kind, name.as_str()), ("Job", "simple"));
+    let mut other = job(SIMPLE);
+    other.metadata.name = Some("simple-2".to_owned());
+    let b = r.submit_job(other).unwrap();
     assert_ne!(a.uid(), b.uid());
     let j = a.job();
     assert_eq!(j.metadata.uid.as_deref(), Some(a.uid()));

@@ -155,7 +155,6 @@ impl CronJobHandle {
 }
 
 pub(super) fn submit(runner: &Runner, mut cron_job: CronJob) -> Result<CronJobHandle, SubmitError> {
-    let rt = super::runtime()?;
     let inner = &runner.inner;
     let now = inner.clock.now();
     crate::defaults::default_cron_job(&mut cron_job);
@@ -171,7 +170,34 @@ pub(super) fn submit(runner: &Runner, mut cron_job: CronJob) -> Result<CronJobHa
         &cron_job.spec.job_template.spec.template,
         "spec.jobTemplate.spec.",
     )?;
+    super::runtime()?;
+    inner.store.create_cron_job(&cron_job)?;
+    spawn(runner, cron_job, Vec::new())
+}
 
+/// Carries on with a stored CronJob and its stored Jobs.
+pub(super) fn resume(
+    runner: &Runner,
+    cron_job: CronJob,
+    children: Vec<crate::store::JobRecord>,
+) -> Result<CronJobHandle, SubmitError> {
+    tracing::info!(cron_job = %cron_job.name(), jobs = children.len(),
+        last_schedule_time = ?cron_job.status.last_schedule_time, "resuming cronjob");
+    let handles = children
+        .into_iter()
+        .map(|r| super::job::resume(runner, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    spawn(runner, cron_job, handles)
+}
+
+/// Spawns the task of a recorded CronJob that has these Jobs already.
+fn spawn(
+    runner: &Runner,
+    cron_job: CronJob,
+    children: Vec<JobHandle>,
+) -> Result<CronJobHandle, SubmitError> {
+    let rt = super::runtime()?;
+    let inner = &runner.inner;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events, first_events) = broadcast::channel(inner.options.event_capacity.max(1));
     let shared = Arc::new(CronShared {
@@ -185,7 +211,7 @@ pub(super) fn submit(runner: &Runner, mut cron_job: CronJob) -> Result<CronJobHa
         commands,
     });
     let backoff = Backoff::new(&inner.options);
-    let task = CronTask {
+    let mut task = CronTask {
         shared: Arc::clone(&shared),
         runner: runner.clone(),
         commands: commands_rx,
@@ -197,7 +223,18 @@ pub(super) fn submit(runner: &Runner, mut cron_job: CronJob) -> Result<CronJobHa
         retry_at: None,
         acks: Vec::new(),
         sleep: Sleep::new(),
+        spec_dirty: false,
     };
+    for handle in children {
+        let events = handle.events();
+        let finished = handle.is_finished();
+        task.adopt(handle, events);
+        if let Some(c) = task.children.last_mut() {
+            // Reported by the process that saw it finish.
+            c.finish_reported = finished;
+        }
+    }
+    task.publish_children();
     rt.spawn(task.run());
     Ok(CronJobHandle { shared })
 }
@@ -248,6 +285,8 @@ struct CronTask {
     retry_at: Option<Timestamp>,
     acks: Vec<oneshot::Sender<()>>,
     sleep: Sleep,
+    /// The spec changed (suspend) since the last store write.
+    spec_dirty: bool,
 }
 
 impl CronTask {
@@ -309,6 +348,7 @@ impl CronTask {
                 }
                 Wake::Command(Some(Command::Suspend(suspend, ack))) => {
                     self.cron_job.spec.suspend = Some(suspend);
+                    self.spec_dirty = true;
                     self.publish();
                     self.acks.push(ack);
                     dirty = true;
@@ -426,14 +466,34 @@ impl CronTask {
                 }
             }
         }
-        if persist && d.status != self.cron_job.status {
-            self.cron_job.status = d.status;
-            self.publish();
-            self.shared
-                .status
-                .send_replace(self.cron_job.status.clone());
-            self.emit(RunEventKind::Status);
-            changed = true;
+        if persist && (d.status != self.cron_job.status || self.spec_dirty) {
+            // Recorded before it is published. A Job created above is recorded already
+            // (as the CronJob's), so a crash between the two writes finds it on restart and
+            // the slot is not created twice.
+            let old = std::mem::replace(&mut self.cron_job.status, d.status);
+            if let Err(e) = self.runner.inner.store.update_cron_job(&self.cron_job) {
+                self.cron_job.status = old;
+                let at = now + self.backoff.next_delay(true);
+                self.retry_at = Some(at);
+                let message = e.to_string();
+                tracing::warn!(cron_job = %self.shared.name, error = %message, retry_at = %at,
+                    "cannot record the cronjob's status");
+                self.emit(RunEventKind::StoreError {
+                    operation: "record the cronjob's status".to_owned(),
+                    message,
+                    retry_at: Some(at),
+                });
+            } else {
+                self.spec_dirty = false;
+                if self.cron_job.status != old {
+                    self.publish();
+                    self.shared
+                        .status
+                        .send_replace(self.cron_job.status.clone());
+                    self.emit(RunEventKind::Status);
+                    changed = true;
+                }
+            }
         }
         self.requeue_at = d.requeue_at.filter(|t| *t > now);
         tracing::debug!(
@@ -506,6 +566,18 @@ impl CronTask {
             });
         }
         self.publish_children();
+        // The CronJob and its finished Jobs leave the store (the running ones removed
+        // themselves once their pods were gone); their handles stay readable.
+        let store = &self.runner.inner.store;
+        for c in &self.children {
+            if let Err(e) = store.delete_job(c.handle.name(), c.handle.uid()) {
+                tracing::warn!(job = %c.handle.name(), error = %e, "cannot remove a job from the state store");
+            }
+        }
+        let uid = self.cron_job.metadata.uid.clone().unwrap_or_default();
+        if let Err(e) = store.delete_cron_job(&self.shared.name, &uid) {
+            tracing::warn!(cron_job = %self.shared.name, error = %e, "cannot remove the cronjob from the state store");
+        }
         tracing::info!(cron_job = %self.shared.name, deleted, "cronjob stopped");
         // Ended on purpose (as a deleted Job's task); `Stopped` means it ended otherwise.
         self.shared.life.send_replace(Life::Deleted);

@@ -97,6 +97,16 @@ pub enum RunEventKind {
         /// When the runner tries again, if it does.
         retry_at: Option<Timestamp>,
     },
+    /// The state store could not record a step. Nothing the step decided is released or
+    /// published until a write succeeds: the step is retried with backoff.
+    StoreError {
+        /// What was being recorded.
+        operation: String,
+        /// The error, with its sources.
+        message: String,
+        /// When the runner tries again, if it does.
+        retry_at: Option<Timestamp>,
+    },
     /// The status changed; read it from the handle.
     Status,
 }
@@ -105,7 +115,8 @@ impl RunEvent {
     /// The event as a line of `batch simulate` output ([`SimEvent`]'s `Display`), so a real
     /// run prints the same JSON-lines format as a simulated one.
     ///
-    /// [`RunEventKind::ExecutorError`] becomes a `warning` with reason `ExecutorError`;
+    /// [`RunEventKind::ExecutorError`] becomes a `warning` with reason `ExecutorError`,
+    /// [`RunEventKind::StoreError`] one with reason `StoreError`;
     /// [`RunEventKind::Status`] has no line (`None`).
     ///
     /// ```
@@ -161,8 +172,17 @@ impl RunEvent {
                 operation,
                 message,
                 retry_at,
+            }
+            | RunEventKind::StoreError {
+                operation,
+                message,
+                retry_at,
             } => SimEventKind::Warning {
-                reason: "ExecutorError".to_owned(),
+                reason: match self.kind {
+                    RunEventKind::StoreError { .. } => "StoreError",
+                    _ => "ExecutorError",
+                }
+                .to_owned(),
                 message: match retry_at {
                     Some(at) => format!(
                         "{operation}: {message} (retrying at {})",

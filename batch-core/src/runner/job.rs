@@ -16,6 +16,7 @@ use crate::executor::{
 };
 use crate::job::{COMPLETION_INDEX_ANNOTATION, EventType, JobMemory, ObservedPod, PodPhase};
 use crate::model::{Job, JobStatus, Timestamp};
+use crate::store::{JobRecord, JobUpdate};
 
 /// At most this many machine steps run back to back while each one changes something; then
 /// the task waits for the next event (a guard against a machine that never settles).
@@ -214,9 +215,9 @@ impl JobHandle {
     }
 }
 
-/// Prepares, validates and spawns a Job.
+/// Prepares, validates, records and spawns a Job.
 pub(super) fn submit(runner: &Runner, mut job: Job) -> Result<JobHandle, SubmitError> {
-    let rt = super::runtime()?;
+    super::runtime()?;
     let inner = &runner.inner;
     let now = inner.clock.now();
     let uid = match job.metadata.uid.as_deref() {
@@ -229,7 +230,52 @@ pub(super) fn submit(runner: &Runner, mut job: Job) -> Result<JobHandle, SubmitE
     }
     crate::validation::validate_job(&job).map_err(SubmitError::Invalid)?;
     super::check_template(inner.executor.as_ref(), &job.spec.template, "spec.")?;
+    // Recorded before anything runs: a restarted process finds it.
+    inner.store.create_job(&JobRecord::new(job.clone()))?;
+    spawn(runner, JobRecord::new(job))
+}
 
+/// Checks that a stored Job can run here (it validates, and this executor can run its pods).
+pub(super) fn check_resumable(runner: &Runner, record: &JobRecord) -> Result<(), SubmitError> {
+    crate::validation::validate_job(&record.job).map_err(SubmitError::Invalid)?;
+    super::check_template(
+        runner.inner.executor.as_ref(),
+        &record.job.spec.template,
+        "spec.",
+    )
+}
+
+/// Carries on with a stored Job.
+pub(super) fn resume(runner: &Runner, record: JobRecord) -> Result<JobHandle, SubmitError> {
+    if !record.starting.is_empty() {
+        tracing::info!(
+            job = %record.name(),
+            pods = ?record.starting,
+            "the previous process was starting these pods; those that exist are adopted"
+        );
+    }
+    tracing::info!(
+        job = %record.name(),
+        succeeded = record.job.status.succeeded,
+        failed = record.job.status.failed,
+        counted = record.counted.len(),
+        finished = record.job.status.is_finished(),
+        "resuming job"
+    );
+    spawn(runner, record)
+}
+
+/// Spawns the task of a recorded Job.
+fn spawn(runner: &Runner, record: JobRecord) -> Result<JobHandle, SubmitError> {
+    let rt = super::runtime()?;
+    let inner = &runner.inner;
+    let JobRecord {
+        job,
+        memory,
+        counted,
+        ..
+    } = record;
+    let uid = job.metadata.uid.clone().unwrap_or_default();
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events, events_rx) = broadcast::channel(inner.options.event_capacity.max(1));
     let shared = Arc::new(JobShared {
@@ -242,13 +288,15 @@ pub(super) fn submit(runner: &Runner, mut job: Job) -> Result<JobHandle, SubmitE
         life: watch::Sender::new(Life::Running),
         commands,
     });
-    let task = JobTask::new(
+    let mut task = JobTask::new(
         Arc::clone(&shared),
         Arc::clone(inner),
         commands_rx,
         job,
         uid,
     );
+    task.memory = memory;
+    task.counted = counted.into_iter().collect();
     rt.spawn(task.run());
     Ok(JobHandle { shared })
 }
@@ -331,6 +379,16 @@ struct JobTask {
     delete_job_at: Option<Timestamp>,
     acks: Vec<oneshot::Sender<()>>,
     sleep: Sleep,
+    store_backoff: Backoff,
+    /// While set and in the future, no step runs (a store write failed).
+    store_retry_at: Option<Timestamp>,
+    /// The spec changed (suspend) since the last write.
+    spec_dirty: bool,
+    /// The store holds pods being started (an intent) that the next write clears.
+    starting_recorded: bool,
+    /// The store no longer has this Job (deleted or replaced by another process): the task
+    /// ends without touching the pods.
+    orphaned: bool,
 }
 
 impl JobTask {
@@ -343,6 +401,7 @@ impl JobTask {
     ) -> Self {
         let sync_backoff = Backoff::new(&ctx.options);
         let call_backoff = Backoff::new(&ctx.options);
+        let store_backoff = Backoff::new(&ctx.options);
         // A Job submitted finished only waits for its TTL.
         let delete_job_at = if job.status.is_finished() {
             crate::cronjob::ttl::ttl_expiry(&job)
@@ -369,6 +428,11 @@ impl JobTask {
             delete_job_at,
             acks: Vec::new(),
             sleep: Sleep::new(),
+            store_backoff,
+            store_retry_at: None,
+            spec_dirty: false,
+            starting_recorded: false,
+            orphaned: false,
         }
     }
 
@@ -414,9 +478,18 @@ impl JobTask {
 
     async fn run(mut self) {
         let _guard = LifeGuard(Arc::clone(&self.shared));
+        if self.job.metadata.deletion_timestamp.is_some() {
+            // Resumed while being deleted: finish the deletion.
+            let leftover = self.delete_job().await;
+            self.finish_deletion(leftover).await;
+            return;
+        }
         let mut dirty = true;
         let mut handled_due: Option<Timestamp> = None;
         loop {
+            if self.orphaned {
+                return;
+            }
             let finished = self.job.status.is_finished();
             if !finished {
                 self.ensure_synced().await;
@@ -446,6 +519,10 @@ impl JobTask {
             if self.call_retry_at.is_some_and(|t| t <= now) {
                 self.call_retry_at = None;
             }
+            if self.store_retry_at.is_some_and(|t| t <= now) {
+                self.store_retry_at = None;
+                dirty = true;
+            }
             // A wake-up the machine asked for that came due while the step was applied
             // (a backoff or deadline ending during slow executor calls) is acted on now, once:
             // sleeping would wait for the next unrelated event.
@@ -464,6 +541,7 @@ impl JobTask {
                 [
                     self.requeue_at,
                     self.call_retry_at,
+                    self.store_retry_at,
                     self.delete_job_at,
                     self.sync_retry_at.filter(|_| !self.is_synced()),
                 ]
@@ -479,6 +557,10 @@ impl JobTask {
             match wake {
                 Wake::Command(Some(Command::Delete(ack))) => {
                     let leftover = self.delete_job().await;
+                    if leftover.is_empty() {
+                        // Every pod is being deleted: the name is free once this returns.
+                        self.forget_job();
+                    }
                     let _ = ack.send(());
                     // Pods the executor could not delete yet (an outage) are retried here,
                     // after the caller has its answer: a deleted Job leaves nothing running.
@@ -488,6 +570,7 @@ impl JobTask {
                 }
                 Wake::Command(Some(Command::Suspend(suspend, ack))) => {
                     self.job.spec.suspend = Some(suspend);
+                    self.spec_dirty = true;
                     self.publish_job();
                     self.acks.push(ack);
                     dirty = true;
@@ -746,6 +829,10 @@ impl JobTask {
     /// runs again at once, as upstream re-syncs on the resulting updates).
     async fn step(&mut self) -> bool {
         let now = self.now();
+        if self.store_retry_at.is_some_and(|t| t > now) {
+            // A store write failed: nothing is decided until it can be recorded.
+            return false;
+        }
         let observed = self.observed_pods(now);
         let d = crate::job::reconcile(&self.job, &observed, &self.memory, now);
         if (!d.create.is_empty() || !d.delete.is_empty())
@@ -761,14 +848,29 @@ impl JobTask {
             || !d.release.is_empty()
             || d.status != self.job.status;
 
+        // 0. The intent: the pods about to be started and the pod counter, recorded before
+        // any is asked for, so a restarted runner never reuses their names.
+        if !d.create.is_empty() {
+            let names: Vec<String> = d.create.iter().map(|c| c.name.clone()).collect();
+            let mut memory = self.memory.clone();
+            memory.pods_created = d.memory.pods_created;
+            let update = JobUpdate::new(&self.job, &memory).starting(&names);
+            if let Err(e) = self.ctx.store.update_job(update) {
+                self.store_failed("record the pods to start", &e);
+                return false;
+            }
+            self.memory.pods_created = memory.pods_created;
+            self.starting_recorded = true;
+        }
+
         // 1. Pods: deletes, then starts (a step never has both).
         let (deleted, not_deleted) = self.delete_pods(&d.delete).await;
         let created = self.start_pods(&d.create).await;
 
-        // 2. Persist status and memory, together; 3. only then release. A running pod the
-        // machine deleted (and released uncounted) whose deletion failed is not released:
-        // it still runs, so the next step sees it again and deletes it again.
-        let old = self.persist(d.status, d.memory);
+        // 2. Persist status, memory and the newly counted pods, together; 3. only then
+        // release. A running pod the machine deleted (and released uncounted) whose
+        // deletion failed is not released: it still runs, so the next step sees it again
+        // and deletes it again.
         let release: Vec<String> = d
             .release
             .iter()
@@ -778,6 +880,11 @@ impl JobTask {
             })
             .cloned()
             .collect();
+        let Some(old) = self.persist(d.status, d.memory, &release) else {
+            // Not recorded: nothing is published or released; the step runs again when the
+            // retry is due (the pods it started are known, as pods being started).
+            return false;
+        };
         self.release(&release);
 
         for c in &self.job.status.conditions {
@@ -840,17 +947,65 @@ impl JobTask {
         changed
     }
 
-    /// The one place where the status and the machine's memory are persisted, together,
-    /// before any pod is released (today: in memory, published to the handles; a durable
-    /// store writes them here). Returns the previous status.
-    fn persist(&mut self, status: JobStatus, memory: JobMemory) -> JobStatus {
+    /// The one place where the status, the machine's memory and the newly counted pods are
+    /// persisted, together (one atomic store write), before any pod is released; then the
+    /// status is published to the handles. Returns the previous status, or `None` when the
+    /// store could not record it (then nothing changed here).
+    fn persist(
+        &mut self,
+        status: JobStatus,
+        memory: JobMemory,
+        counted: &[String],
+    ) -> Option<JobStatus> {
         let old = std::mem::replace(&mut self.job.status, status);
+        let write = self.job.status != old
+            || memory != self.memory
+            || !counted.is_empty()
+            || self.spec_dirty
+            || self.starting_recorded;
+        if write {
+            let update = JobUpdate::new(&self.job, &memory).counting(counted);
+            if let Err(e) = self.ctx.store.update_job(update) {
+                self.job.status = old;
+                self.store_failed("record the job's status", &e);
+                return None;
+            }
+            self.spec_dirty = false;
+            self.starting_recorded = false;
+            self.store_backoff.reset();
+        }
         self.memory = memory;
         if self.job.status != old {
             self.publish_job();
             self.shared.status.send_replace(self.job.status.clone());
         }
-        old
+        Some(old)
+    }
+
+    /// A store write failed: report it and wait (nothing is decided meanwhile). A record
+    /// that is gone (deleted or replaced by another process) ends the task.
+    fn store_failed(&mut self, operation: &str, error: &crate::store::StoreError) {
+        let message = store_error_text(error);
+        if matches!(error, crate::store::StoreError::NotFound { .. }) {
+            tracing::error!(job = %self.shared.name, operation, error = %message,
+                "the job is no longer in the state store; this runner stops following it");
+            self.emit(RunEventKind::StoreError {
+                operation: operation.to_owned(),
+                message,
+                retry_at: None,
+            });
+            self.orphaned = true;
+            return;
+        }
+        let at = self.now() + super::store_retry(&mut self.store_backoff, error);
+        self.store_retry_at = Some(at);
+        tracing::warn!(job = %self.shared.name, operation, retry_at = %at, error = %message,
+            "state store error");
+        self.emit(RunEventKind::StoreError {
+            operation: operation.to_owned(),
+            message,
+            retry_at: Some(at),
+        });
     }
 
     fn publish_job(&self) {
@@ -998,6 +1153,13 @@ impl JobTask {
     async fn delete_job(&mut self) -> Leftover {
         let now = self.now();
         let mut leftover = Leftover::default();
+        // Recorded first: a runner restarted during the deletion finishes it.
+        self.job.metadata.deletion_timestamp = Some(now);
+        let update = JobUpdate::new(&self.job, &self.memory);
+        if let Err(e) = self.ctx.store.update_job(update) {
+            tracing::warn!(job = %self.shared.name, error = %store_error_text(&e),
+                "cannot record the job's deletion in the state store");
+        }
         let mut names: BTreeSet<String> = self.pods.keys().cloned().collect();
         match self.ctx.executor.list(&self.selector).await {
             Ok(listed) => names.extend(listed.into_iter().map(|p| p.name)),
@@ -1038,7 +1200,25 @@ impl JobTask {
 
     /// Retries, with backoff, the pod deletions `delete_job` could not do, until
     /// every pod of the deleted Job is gone or unknown to the executor.
-    async fn finish_deletion(&mut self, mut leftover: Leftover) {
+    async fn finish_deletion(&mut self, leftover: Leftover) {
+        self.delete_leftover_pods(leftover).await;
+        // Every pod is being deleted: the Job goes from the store.
+        self.forget_job();
+    }
+
+    /// Removes the deleted Job from the store (once; removing it again does nothing).
+    fn forget_job(&self) {
+        if let Err(e) = self
+            .ctx
+            .store
+            .delete_job(&self.shared.name, &self.shared.uid)
+        {
+            tracing::warn!(job = %self.shared.name, error = %store_error_text(&e),
+                "cannot remove the deleted job from the state store");
+        }
+    }
+
+    async fn delete_leftover_pods(&mut self, mut leftover: Leftover) {
         self.call_backoff.reset();
         while leftover.relist || !leftover.names.is_empty() {
             let at = self.now() + self.call_backoff.next_delay(true);
@@ -1074,6 +1254,18 @@ impl JobTask {
     }
 }
 
+/// The text of a store error with its sources.
+fn store_error_text(error: &crate::store::StoreError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// Pod deletions a Job deletion could not complete at once.
 #[derive(Debug, Default)]
 struct Leftover {
@@ -1081,6 +1273,12 @@ struct Leftover {
     names: BTreeSet<String>,
     /// Whether listing the Job's pods failed (so more pods may exist).
     relist: bool,
+}
+
+impl Leftover {
+    fn is_empty(&self) -> bool {
+        self.names.is_empty() && !self.relist
+    }
 }
 
 /// Deletes pods gracefully, at most `max_concurrent_calls` at a time.

@@ -103,11 +103,24 @@
 //! # }
 //! ```
 //!
-//! # Persistence
+//! # Persistence and restarts
 //!
-//! Status and controller memory are kept in memory for now, in one place that writes them
-//! together before any pod is released; a durable store plugs in there, so that a
-//! restarted process loses no count (product decision 5).
+//! Everything a Job or CronJob needs to carry on is written to the runner's
+//! [`StateStore`](crate::store::StateStore) ([`Runner::with_store`]; in memory by default):
+//! the object when it is submitted, the pods about to be started before they are, and the
+//! status, the machine's memory and the newly counted pods together, atomically, after each
+//! step and before those pods are released (see [`crate::store`]). A write that fails is
+//! reported ([`RunEventKind::StoreError`]) and the step is retried with backoff; nothing it
+//! decided is published or released meanwhile.
+//!
+//! A new process with the same durable store calls [`Runner::resume`] (or
+//! [`Runner::resume_job`], [`Runner::resume_cron_job`]): each unfinished Job lists its pods
+//! by label and adopts them — running pods are kept, finished pods are counted unless the
+//! store says they already are, pods started just before the crash are found by their
+//! labels — and CronJobs continue from their stored status (a missed schedule time is
+//! started, once, as the machine decides; its Job name is deterministic, so a Job already
+//! created for a slot is never created again). Product decision 5 and `docs/durability.md`
+//! state the guarantees.
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -118,6 +131,7 @@ use crate::clock::Clock;
 use crate::cronjob::CronJobOptions;
 use crate::executor::Executor;
 use crate::model::{CronJob, Job, Timestamp};
+use crate::store::{MemoryStore, StateStore, StoreError};
 use crate::validation::{FieldError, FieldPath, ValidationErrors};
 
 mod cronjob;
@@ -142,6 +156,7 @@ pub struct Runner {
 struct RunnerInner {
     executor: Arc<dyn Executor>,
     clock: Arc<dyn Clock>,
+    store: Arc<dyn StateStore>,
     options: RunnerOptions,
 }
 
@@ -233,6 +248,38 @@ pub enum SubmitError {
     /// No tokio runtime is running: submit from inside one.
     #[error("no tokio runtime is running")]
     NoRuntime,
+    /// A Job (or CronJob) of that name is in the runner's store already: running, finished
+    /// and kept, or left by an earlier process (see [`Runner::resume_job`]).
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists {
+        /// `Job` or `CronJob`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The state store could not record the object (nothing was started).
+    #[error("cannot record it in the state store: {0}")]
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists { kind, name } => SubmitError::AlreadyExists { kind, name },
+            other => SubmitError::Store(other),
+        }
+    }
+}
+
+/// What [`Runner::resume`] restarted.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Resumed {
+    /// The Jobs not owned by a stored CronJob, in name order (finished ones too: they wait
+    /// for their TTL).
+    pub jobs: Vec<JobHandle>,
+    /// The CronJobs, in name order (their Jobs are in [`CronJobHandle::jobs`]).
+    pub cron_jobs: Vec<CronJobHandle>,
 }
 
 /// Why a handle's operation did not happen.
@@ -262,6 +309,7 @@ impl Runner {
             inner: Arc::new(RunnerInner {
                 executor,
                 clock,
+                store: Arc::new(MemoryStore::new()),
                 options: RunnerOptions::default(),
             }),
         }
@@ -274,9 +322,30 @@ impl Runner {
             inner: Arc::new(RunnerInner {
                 executor: Arc::clone(&self.inner.executor),
                 clock: Arc::clone(&self.inner.clock),
+                store: Arc::clone(&self.inner.store),
                 options,
             }),
         }
+    }
+
+    /// This runner with another state store (for Jobs submitted or resumed from now on).
+    /// The default is a [`MemoryStore`]; a [`SqliteStore`](crate::store::SqliteStore) makes
+    /// runs survive a restart of the process ([`resume`](Runner::resume)).
+    #[must_use]
+    pub fn with_store(self, store: Arc<dyn StateStore>) -> Self {
+        Runner {
+            inner: Arc::new(RunnerInner {
+                executor: Arc::clone(&self.inner.executor),
+                clock: Arc::clone(&self.inner.clock),
+                store,
+                options: self.inner.options.clone(),
+            }),
+        }
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
     }
 
     /// The executor.
@@ -329,6 +398,122 @@ impl Runner {
     /// [`SubmitError::NoRuntime`] when called outside a tokio runtime.
     pub fn submit_cron_job(&self, cron_job: CronJob) -> Result<CronJobHandle, SubmitError> {
         cronjob::submit(self, cron_job)
+    }
+
+    /// Carries on with everything the store holds, as a new process does after the last
+    /// one stopped or crashed: every stored CronJob (with its Jobs), and every other Job.
+    /// See [Persistence and restarts](self#persistence-and-restarts).
+    ///
+    /// Call it once, before submitting anything, on a store no other live runner uses.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be read ([`SubmitError::Store`], for example a damaged file), or a
+    /// stored object can no longer run here ([`SubmitError::Invalid`],
+    /// [`SubmitError::Unsupported`] for an executor that cannot run its pod template,
+    /// [`SubmitError::NoRuntime`]). Nothing is started then.
+    pub fn resume(&self) -> Result<Resumed, SubmitError> {
+        let state = self.inner.store.load()?;
+        let plan = resume_plan(state, |_| true, |_| true);
+        plan.check(self)?;
+        plan.start(self)
+    }
+
+    /// Carries on with one stored Job (not owned by a stored CronJob), as
+    /// [`resume`](Runner::resume) does. `None` when the store has no such Job.
+    ///
+    /// # Errors
+    ///
+    /// As [`resume`](Runner::resume).
+    pub fn resume_job(&self, name: &str) -> Result<Option<JobHandle>, SubmitError> {
+        let state = self.inner.store.load()?;
+        let plan = resume_plan(state, |n| n == name, |_| false);
+        plan.check(self)?;
+        Ok(plan.start(self)?.jobs.pop())
+    }
+
+    /// Carries on with one stored CronJob and its Jobs, as [`resume`](Runner::resume)
+    /// does. `None` when the store has no such CronJob.
+    ///
+    /// # Errors
+    ///
+    /// As [`resume`](Runner::resume).
+    pub fn resume_cron_job(&self, name: &str) -> Result<Option<CronJobHandle>, SubmitError> {
+        let state = self.inner.store.load()?;
+        let plan = resume_plan(state, |_| false, |n| n == name);
+        plan.check(self)?;
+        Ok(plan.start(self)?.cron_jobs.pop())
+    }
+}
+
+/// The stored objects to resume: CronJobs with their Jobs, and standalone Jobs.
+struct ResumePlan {
+    cron_jobs: Vec<(CronJob, Vec<crate::store::JobRecord>)>,
+    jobs: Vec<crate::store::JobRecord>,
+}
+
+/// Sorts the stored state into what to resume: a Job belongs to a stored CronJob when its
+/// controller owner reference names that CronJob's UID; other Jobs stand alone.
+fn resume_plan(
+    state: crate::store::StoredState,
+    want_job: impl Fn(&str) -> bool,
+    want_cron: impl Fn(&str) -> bool,
+) -> ResumePlan {
+    let mut jobs = state.jobs;
+    let mut cron_jobs = Vec::new();
+    for (name, cron) in state.cron_jobs {
+        let uid = cron.metadata.uid.clone().unwrap_or_default();
+        let children: Vec<String> = jobs
+            .iter()
+            .filter(|(_, r)| r.owner_uid() == Some(uid.as_str()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let children: Vec<crate::store::JobRecord> =
+            children.iter().filter_map(|n| jobs.remove(n)).collect();
+        if want_cron(&name) {
+            cron_jobs.push((cron, children));
+        }
+    }
+    let jobs = jobs
+        .into_iter()
+        .filter(|(n, _)| want_job(n))
+        .map(|(_, r)| r)
+        .collect();
+    ResumePlan { cron_jobs, jobs }
+}
+
+impl ResumePlan {
+    /// Checks everything before anything starts.
+    fn check(&self, runner: &Runner) -> Result<(), SubmitError> {
+        runtime()?;
+        for (cron, children) in &self.cron_jobs {
+            crate::validation::validate_cron_job(cron).map_err(SubmitError::Invalid)?;
+            check_template(
+                runner.inner.executor.as_ref(),
+                &cron.spec.job_template.spec.template,
+                "spec.jobTemplate.spec.",
+            )?;
+            for r in children {
+                job::check_resumable(runner, r)?;
+            }
+        }
+        for r in &self.jobs {
+            job::check_resumable(runner, r)?;
+        }
+        Ok(())
+    }
+
+    fn start(self, runner: &Runner) -> Result<Resumed, SubmitError> {
+        let mut resumed = Resumed::default();
+        for (cron, children) in self.cron_jobs {
+            resumed
+                .cron_jobs
+                .push(cronjob::resume(runner, cron, children)?);
+        }
+        for r in self.jobs {
+            resumed.jobs.push(job::resume(runner, r)?);
+        }
+        Ok(resumed)
     }
 }
 
@@ -444,6 +629,13 @@ fn error_text(error: &crate::executor::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A delay before retrying a failed store write: the runner's retry backoff.
+fn store_retry(backoff: &mut Backoff, error: &StoreError) -> chrono::Duration {
+    // A full disk or a lock held by another process can pass; damage or a replaced record
+    // will not, but the step is not lost by waiting.
+    backoff.next_delay(matches!(error, StoreError::Storage { .. }))
 }
 
 /// Whether the task behind a handle still runs.
