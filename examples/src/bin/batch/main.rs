@@ -13,10 +13,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod crash;
 mod logs;
 mod run;
 mod schedule;
 mod simulate;
+mod status;
 mod sync;
 mod validate;
 
@@ -70,6 +72,13 @@ enum Command {
     /// Exit status: 0 printed, 1 no such Job, index or container, 2 the executor's state
     /// could not be read.
     Logs(logs::Args),
+    /// Show what the state directory of `batch run` holds: each Job's counts and state,
+    /// each CronJob's schedule times (a run killed or crashed is resumed by running the same
+    /// file again).
+    ///
+    /// Exit status: 0 printed, 1 no such Job or CronJob, 2 the state store could not be
+    /// read (for example a damaged file).
+    Status(status::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Run(args) => return ExitCode::from(run::run(&args)),
         Command::Logs(args) => return ExitCode::from(logs::run(&args)),
+        Command::Status(args) => return ExitCode::from(status::run(&args)),
     };
     ExitCode::from(outcome.code())
 }

@@ -9,6 +9,7 @@ use batch_core::clock::SystemClock;
 use batch_core::executor::Executor;
 use batch_core::model::{CronJob, Job, JobConditionType, JobStatus, Manifest};
 use batch_core::runner::{CronJobHandle, JobHandle, RunEvent, RunEventKind, Runner};
+use batch_core::store::StateStore as _;
 use batch_executor_local::{LocalExecutor, LocalExecutorConfig};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -158,41 +159,92 @@ pub(crate) fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executo
 }
 
 async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<CronJob>) -> u8 {
-    let executor = match executor(&args.executor, default_state_dir(args.state_dir.as_ref())) {
+    let state_dir = default_state_dir(args.state_dir.as_ref());
+    let executor = match executor(&args.executor, state_dir.clone()) {
         Ok(e) => e,
         Err(message) => {
             eprintln!("{message}");
             return 2;
         }
     };
-    // A Job name is unique, as on a cluster: running a file again replaces the pods (and
-    // logs) an earlier run of the same Job left behind.
-    for job in &jobs {
-        let name = job.metadata.name.clone().unwrap_or_default();
-        let selector = batch_core::executor::LabelSelector::from([(
-            batch_core::executor::JOB_NAME_LABEL.to_owned(),
-            name.clone(),
-        )]);
-        match executor.list(&selector).await {
-            Ok(old) => {
-                for pod in old {
-                    if let Err(e) = executor.delete(&pod.name, None).await {
-                        eprintln!(
-                            "warning: job {name}: cannot remove pod {} of an earlier run: {e}",
-                            pod.name
-                        );
-                    }
-                }
+    let store = match open_store(&state_dir) {
+        Ok(store) => store,
+        Err(message) => {
+            eprintln!("{message}");
+            return 2;
+        }
+    };
+    // One `batch run` per Job or CronJob and state directory at a time: two runners of the
+    // same Job would both start its pods.
+    let mut locks = Vec::new();
+    for (kind, name) in jobs
+        .iter()
+        .map(|j| ("job", j.name()))
+        .chain(cron_jobs.iter().map(|c| ("cronjob", c.name())))
+    {
+        match lock_object(&state_dir, kind, name) {
+            Ok(lock) => locks.push(lock),
+            Err(message) => {
+                eprintln!("{message}");
+                return 2;
             }
-            Err(e) => eprintln!("warning: job {name}: cannot list pods of an earlier run: {e}"),
         }
     }
-    let runner = Runner::new(Arc::clone(&executor), Arc::new(SystemClock));
+    let stored = match store.load() {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let store = match crate::crash::CrashingStore::from_env(store) {
+        Ok(store) => store,
+        Err(message) => {
+            eprintln!("{message}");
+            return 2;
+        }
+    };
+    let runner = Runner::new(Arc::clone(&executor), Arc::new(SystemClock)).with_store(store);
+    let printer = Printer::new(format, args.logs, Arc::clone(&executor));
     let mut handles: Vec<JobHandle> = Vec::new();
     let mut cron_handles: Vec<CronJobHandle> = Vec::new();
     let mut failed_submit = false;
     for job in jobs {
-        let name = job.metadata.name.clone().unwrap_or_default();
+        let name = job.name().to_owned();
+        let resumable = stored
+            .jobs
+            .get(&name)
+            .filter(|r| r.owner_uid().is_none())
+            .is_some_and(|r| same_job(r, &job));
+        if resumable {
+            match runner.resume_job(&name) {
+                Ok(Some(h)) => {
+                    let s = h.status();
+                    printer.note(&format!(
+                        "job/{name}: resuming the run recorded in {} (succeeded {}, failed {}; \
+                         its pods are adopted)",
+                        state_dir.display(),
+                        s.succeeded,
+                        s.failed
+                    ));
+                    handles.push(h);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: job {name}: cannot resume it: {e}");
+                    failed_submit = true;
+                    continue;
+                }
+            }
+        }
+        // A Job name is unique, as on a cluster: running a file again replaces the earlier
+        // run of the same Job (its record, pods and logs).
+        if let Err(message) = replace_job(&runner, &name, stored.jobs.contains_key(&name)).await {
+            eprintln!("{message}");
+            failed_submit = true;
+            continue;
+        }
         match runner.submit_job(job) {
             Ok(h) => handles.push(h),
             Err(e) => {
@@ -202,7 +254,43 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
         }
     }
     for cron_job in cron_jobs {
-        let name = cron_job.metadata.name.clone().unwrap_or_default();
+        let name = cron_job.name().to_owned();
+        let resumable = stored
+            .cron_jobs
+            .get(&name)
+            .is_some_and(|c| same_cron_job(c, &cron_job));
+        if resumable {
+            match runner.resume_cron_job(&name) {
+                Ok(Some(h)) => {
+                    printer.note(&format!(
+                        "cronjob/{name}: resuming the run recorded in {} ({} jobs)",
+                        state_dir.display(),
+                        h.jobs().len()
+                    ));
+                    cron_handles.push(h);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: cronjob {name}: cannot resume it: {e}");
+                    failed_submit = true;
+                    continue;
+                }
+            }
+        }
+        if stored.cron_jobs.contains_key(&name) {
+            match runner.resume_cron_job(&name) {
+                Ok(Some(old)) => {
+                    let _ = old.stop().await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: cronjob {name}: cannot replace its earlier run: {e}");
+                    failed_submit = true;
+                    continue;
+                }
+            }
+        }
         match runner.submit_cron_job(cron_job) {
             Ok(h) => cron_handles.push(h),
             Err(e) => {
@@ -221,7 +309,6 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
         return 2;
     }
 
-    let printer = Printer::new(format, args.logs, Arc::clone(&executor));
     let mut event_tasks = Vec::new();
     for h in &handles {
         event_tasks.push(tokio::spawn(printer.clone().follow(h.events())));
@@ -290,6 +377,121 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
         printer.final_cron_status(h.name(), &h.status());
     }
     if interrupted { INTERRUPTED } else { code }
+}
+
+/// Opens (creating it if needed) the state store `DIR/state.db`.
+pub(crate) fn open_store(
+    state_dir: &std::path::Path,
+) -> Result<Arc<dyn batch_core::store::StateStore>, String> {
+    std::fs::create_dir_all(state_dir).map_err(|e| {
+        format!(
+            "error: cannot create the state directory {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    let path = state_dir.join("state.db");
+    batch_core::store::SqliteStore::open(&path)
+        .map(|s| Arc::new(s) as Arc<dyn batch_core::store::StateStore>)
+        .map_err(|e| match e {
+            batch_core::store::StoreError::Corrupt { .. } => format!(
+                "error: {e}\nhint: move {} (and any state.db-wal beside it) away to start \
+                 afresh, or use another --state-dir",
+                path.display()
+            ),
+            other => format!("error: {other}"),
+        })
+}
+
+/// Holds `DIR/locks/<kind>-<name>.lock` for as long as the value lives.
+fn lock_object(
+    state_dir: &std::path::Path,
+    kind: &str,
+    name: &str,
+) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let dir = state_dir.join("locks");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("error: cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{kind}-{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("error: cannot open {}: {e}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |(_, errno)| match errno {
+            nix::errno::Errno::EWOULDBLOCK => format!(
+                "error: {kind} {name} is being run by another batch process with the state \
+                 directory {} (wait for it, or stop it first)",
+                state_dir.display()
+            ),
+            other => format!("error: cannot lock {}: {other}", path.display()),
+        },
+    )
+}
+
+/// Whether a stored Job is the run of this manifest (same spec once defaulted), so it is
+/// resumed rather than replaced. A finished or deleting Job is never resumed.
+fn same_job(record: &batch_core::store::JobRecord, job: &Job) -> bool {
+    if record.job.status.is_finished() || record.job.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let mut job = job.clone();
+    batch_core::defaults::prepare_job_for_create(&mut job, record.uid());
+    let mut stored = record.job.spec.clone();
+    // `suspend` is changed by the runner itself.
+    stored.suspend = job.spec.suspend;
+    stored == job.spec
+}
+
+/// Whether a stored CronJob is the run of this manifest (same spec once defaulted).
+fn same_cron_job(stored: &CronJob, cron_job: &CronJob) -> bool {
+    let mut cron_job = cron_job.clone();
+    batch_core::defaults::default_cron_job(&mut cron_job);
+    let mut spec = stored.spec.clone();
+    spec.suspend = cron_job.spec.suspend;
+    spec == cron_job.spec
+}
+
+/// Removes an earlier run of a Job: its record (resumed, then deleted: its pods are deleted
+/// gracefully) and any pods left with its name label.
+async fn replace_job(runner: &Runner, name: &str, recorded: bool) -> Result<(), String> {
+    if recorded {
+        match runner.resume_job(name) {
+            Ok(Some(old)) => {
+                if let Err(e) = old.delete().await {
+                    return Err(format!(
+                        "error: job {name}: cannot remove its earlier run: {e}"
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(format!(
+                    "error: job {name}: cannot remove its earlier run: {e}"
+                ));
+            }
+        }
+    }
+    let executor = runner.executor();
+    let selector = batch_core::executor::LabelSelector::from([(
+        batch_core::executor::JOB_NAME_LABEL.to_owned(),
+        name.to_owned(),
+    )]);
+    match executor.list(&selector).await {
+        Ok(old) => {
+            for pod in old {
+                if let Err(e) = executor.delete(&pod.name, None).await {
+                    eprintln!(
+                        "warning: job {name}: cannot remove pod {} of an earlier run: {e}",
+                        pod.name
+                    );
+                }
+            }
+        }
+        Err(e) => eprintln!("warning: job {name}: cannot list pods of an earlier run: {e}"),
+    }
+    Ok(())
 }
 
 fn failed(status: &JobStatus) -> bool {
@@ -608,6 +810,17 @@ fn text_line(event: &RunEvent) -> Option<String> {
                 at.format("%H:%M:%S")
             ),
             None => format!("executor error in {operation}: {message}"),
+        },
+        RunEventKind::StoreError {
+            operation,
+            message,
+            retry_at,
+        } => match retry_at {
+            Some(at) => format!(
+                "state store error ({operation}): {message} (retrying at {})",
+                at.format("%H:%M:%S")
+            ),
+            None => format!("state store error ({operation}): {message}"),
         },
         _ => return None,
     };
