@@ -27,6 +27,8 @@ pub struct LocalExecutorConfig {
     pub root: PathBuf,
     /// How `resources.limits.memory` is enforced.
     pub memory_enforcement: MemoryEnforcement,
+    /// Which process runs the pods: this one, or a shim per pod that outlives it.
+    pub supervisor: Supervisor,
 }
 
 impl Default for LocalExecutorConfig {
@@ -34,8 +36,37 @@ impl Default for LocalExecutorConfig {
         LocalExecutorConfig {
             root: default_root(),
             memory_enforcement: MemoryEnforcement::default(),
+            supervisor: Supervisor::default(),
         }
     }
+}
+
+/// Which process owns a pod's processes (see the crate documentation, *Shim mode*).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Supervisor {
+    /// The executor's own process (tokio tasks): the cheapest, and the only mode whose
+    /// timers follow an injected [`Clock`](batch_core::clock::Clock). If the process dies,
+    /// the pods' processes keep running but their exit status is lost (`ExecutorLost`).
+    #[default]
+    InProcess,
+    /// A shim process per pod ([`crate::shim::run`]) that owns the pod's processes, records
+    /// every change in the pod directory and outlives the executor: a later executor on the
+    /// same root adopts the pod and learns how it ended. Timers use the system clock.
+    Shim(ShimCommand),
+}
+
+/// How to start a shim: `program args… <pod-dir>`. The program must call
+/// [`crate::shim::run`] with the directory (the `batch` binary does with `batch __shim`,
+/// and this crate's `batch-local-shim` binary does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShimCommand {
+    /// The program.
+    pub program: PathBuf,
+    /// Arguments before the pod directory.
+    pub args: Vec<String>,
 }
 
 /// How a container's memory limit is enforced.

@@ -24,7 +24,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cgroup::CgroupParent;
-use crate::config::{LocalExecutorConfig, MemoryEnforcement};
+use crate::config::{LocalExecutorConfig, MemoryEnforcement, ShimCommand, Supervisor};
 use crate::error::{LocalError, check_name};
 use crate::observe;
 use crate::process::{self, MemoryControl};
@@ -50,6 +50,25 @@ struct Inner {
     /// Observations of other processes' pods that can no longer change, by name, with the
     /// inode of the `pod.json` they were read from.
     foreign: Mutex<HashMap<String, (u64, PodObservation)>>,
+    /// Shim mode: how to start a pod's shim.
+    shim: Option<ShimCommand>,
+    /// This executor is a shim hosting one pod (its records say so).
+    hosted: bool,
+    /// Pods whose shims this executor started and still follows, with their latest
+    /// observation.
+    shims: Mutex<HashMap<String, ShimPod>>,
+    /// Whether the poller of other processes' pods runs.
+    polling: std::sync::atomic::AtomicBool,
+}
+
+/// A pod run by a shim this executor started.
+#[derive(Debug)]
+struct ShimPod {
+    labels: BTreeMap<String, String>,
+    /// The latest observation the shim reported.
+    last: PodObservation,
+    /// The shim's pid.
+    pid: Option<u32>,
 }
 
 struct Watcher {
@@ -139,6 +158,10 @@ impl LocalExecutor {
                 .unwrap_or(MemoryControl::AddressSpace),
             MemoryEnforcement::AddressSpace => MemoryControl::AddressSpace,
         };
+        let shim = match config.supervisor {
+            Supervisor::InProcess => None,
+            Supervisor::Shim(command) => Some(command),
+        };
         Ok(LocalExecutor {
             inner: Arc::new(Inner {
                 root: config.root,
@@ -149,8 +172,44 @@ impl LocalExecutor {
                 pods: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(Vec::new()),
                 foreign: Mutex::new(HashMap::new()),
+                shim,
+                hosted: false,
+                shims: Mutex::new(HashMap::new()),
+                polling: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// The executor a shim runs its one pod with: in-process, system clock, records marked
+    /// as the shim's.
+    pub(crate) fn for_shim(root: PathBuf) -> executor::Result<Self> {
+        let config = LocalExecutorConfig {
+            root,
+            ..LocalExecutorConfig::default()
+        };
+        let mut executor = Self::new(config)?;
+        if let Some(inner) = Arc::get_mut(&mut executor.inner) {
+            inner.hosted = true;
+        }
+        Ok(executor)
+    }
+
+    /// Runs an accepted pod whose directory exists already (the shim's side of
+    /// [`Supervisor::Shim`]).
+    pub(crate) fn host(&self, request: PodRequest, dir: &Path) -> executor::Result<()> {
+        self.inner
+            .start_in(request, dir)
+            .map_err(|e| e.into_executor("start"))
+    }
+
+    /// Asks a hosted pod to stop (the shim received SIGTERM).
+    pub(crate) fn stop_hosted(&self, name: &str, grace: Option<chrono::Duration>) {
+        let pod = lock(&self.inner.pods).get(name).cloned();
+        if let Some(pod) = pod
+            && self.inner.request_stop(&pod, grace, false)
+        {
+            self.inner.remove(name, &pod.dir, &pod.request.labels);
+        }
     }
 
     /// The root directory (`pods/<pod-name>/` lives under it).
@@ -203,6 +262,9 @@ impl Executor for LocalExecutor {
             selector: selector.clone(),
             tx,
         });
+        if self.inner.shim.is_some() {
+            self.inner.ensure_poller();
+        }
         Ok(Box::pin(
             tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
         ))
@@ -249,7 +311,10 @@ impl Inner {
                 _ => LocalError::io("create", &dir, e),
             });
         }
-        let result = self.start_in(request, &dir);
+        let result = match &self.shim {
+            Some(command) => self.start_shim(command, request, &dir),
+            None => self.start_in(request, &dir),
+        };
         if result.is_err() {
             let _ = fs::remove_dir_all(&dir);
         }
@@ -259,7 +324,7 @@ impl Inner {
     fn start_in(self: &Arc<Self>, request: PodRequest, dir: &Path) -> Result<(), LocalError> {
         for sub in ["logs", "scratch"] {
             let p = dir.join(sub);
-            fs::create_dir(&p).map_err(|e| LocalError::io("create", &p, e))?;
+            fs::create_dir_all(&p).map_err(|e| LocalError::io("create", &p, e))?;
         }
         let plan = translate::plan(&request, dir);
         let now = self.clock.now();
@@ -270,6 +335,7 @@ impl Inner {
                 request: &request,
                 observation: &obs,
                 owner: self.owner,
+                shim: self.hosted,
             },
         )?;
         let pod = Arc::new(Pod {
@@ -409,6 +475,9 @@ impl Inner {
             }
             return Ok(());
         }
+        if self.stop_shim(name, grace)? {
+            return Ok(());
+        }
         self.delete_foreign(name, grace)
     }
 
@@ -459,9 +528,9 @@ impl Inner {
         Ok(())
     }
 
-    fn list(&self, selector: &LabelSelector) -> Result<Vec<PodObservation>, LocalError> {
+    fn list(self: &Arc<Self>, selector: &LabelSelector) -> Result<Vec<PodObservation>, LocalError> {
         let mut out = Vec::new();
-        let mine: HashSet<String> = {
+        let mut mine: HashSet<String> = {
             let pods = lock(&self.pods);
             for pod in pods.values() {
                 if selector_matches(selector, &pod.request.labels) {
@@ -470,6 +539,12 @@ impl Inner {
             }
             pods.keys().cloned().collect()
         };
+        for (name, shim) in lock(&self.shims).iter() {
+            if selector_matches(selector, &shim.labels) {
+                out.push(shim.last.clone());
+            }
+            mine.insert(name.clone());
+        }
         let entries = match fs::read_dir(&self.pods_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
@@ -497,6 +572,14 @@ impl Inner {
                     let Some(record) = store::read_record(&dir) else {
                         continue;
                     };
+                    if self.shim.is_some() && self.respawn_if_unstarted(&dir, &record) {
+                        // Accepted by an executor that died before starting its shim: it
+                        // runs now (reported as recorded, `Pending`).
+                        if selector_matches(selector, &record.observation.labels) {
+                            out.push(record.observation.clone());
+                        }
+                        continue;
+                    }
                     let (obs, settled) = store::foreign_observation(&dir, &record, now);
                     if settled {
                         lock(&self.foreign).insert(name, (meta.ino(), obs.clone()));
@@ -850,6 +933,7 @@ fn finish_pod(inner: &Inner, pod: &Pod) {
             request: &pod.request,
             observation: &obs,
             owner: inner.owner,
+            shim: inner.hosted,
         };
         if let Err(e) = store::write_record(&pod.dir, &record) {
             tracing::warn!(pod = %pod.request.name, error = %e, "cannot record the pod's end");
@@ -907,4 +991,332 @@ fn remove_tree_in_background(dir: PathBuf) {
         }
         Err(_) => remove(),
     }
+}
+
+/// What `delete` leaves for a pod's shim: the grace period to stop it with.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StopRequest {
+    /// The grace period in milliseconds (`None`: the pod's own).
+    pub(crate) grace_millis: Option<i64>,
+}
+
+/// The file a stop request is written to, in the pod directory.
+pub(crate) const STOP_FILE: &str = "stop.json";
+
+/// Shim mode, the executor's side: starting shims, following them, stopping them, and
+/// following the pods of shims started by other executor processes.
+impl Inner {
+    /// Accepts a pod and starts its shim.
+    fn start_shim(
+        self: &Arc<Self>,
+        command: &ShimCommand,
+        request: PodRequest,
+        dir: &Path,
+    ) -> Result<(), LocalError> {
+        let plan = translate::plan(&request, dir);
+        let obs = observe::initial(&request, &plan, self.clock.now());
+        store::write_record(
+            dir,
+            &store::PodRecordRef {
+                request: &request,
+                observation: &obs,
+                owner: self.owner,
+                shim: false,
+            },
+        )?;
+        self.spawn_shim(command, &request.name, dir, obs)
+    }
+
+    /// Starts the shim of an accepted pod and follows it.
+    fn spawn_shim(
+        self: &Arc<Self>,
+        command: &ShimCommand,
+        name: &str,
+        dir: &Path,
+        obs: PodObservation,
+    ) -> Result<(), LocalError> {
+        let log_path = dir.join("shim.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| LocalError::io("create", &log_path, e))?;
+        let mut cmd = tokio::process::Command::new(&command.program);
+        cmd.args(&command.args)
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            // Its own process group: a signal to the runner's group (Ctrl-C in a terminal,
+            // a service manager stopping the runner) does not reach the pod.
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| LocalError::io("start the shim", &command.program, e))?;
+        let stdout = child.stdout.take();
+        {
+            let mut shims = lock(&self.shims);
+            shims.insert(
+                name.to_owned(),
+                ShimPod {
+                    labels: obs.labels.clone(),
+                    last: obs.clone(),
+                    pid: child.id(),
+                },
+            );
+            self.publish(&obs);
+        }
+        tokio::spawn(Arc::clone(self).follow_shim(
+            name.to_owned(),
+            dir.to_path_buf(),
+            child,
+            stdout,
+        ));
+        Ok(())
+    }
+
+    /// Passes on what a shim reports, and the pod's end when the shim exits.
+    async fn follow_shim(
+        self: Arc<Self>,
+        name: String,
+        dir: PathBuf,
+        mut child: tokio::process::Child,
+        stdout: Option<tokio::process::ChildStdout>,
+    ) {
+        use tokio::io::AsyncBufReadExt as _;
+        if let Some(stdout) = stdout {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<PodObservation>(&line) {
+                    Ok(obs) => {
+                        let mut shims = lock(&self.shims);
+                        if let Some(s) = shims.get_mut(&name) {
+                            s.last = obs.clone();
+                        }
+                        self.publish(&obs);
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %name, error = %e, "unreadable report from the pod's shim");
+                    }
+                }
+            }
+        }
+        let status = child.wait().await;
+        let Some(shim) = lock(&self.shims).remove(&name) else {
+            return;
+        };
+        let stop_requested = dir.join(STOP_FILE).exists();
+        let record = store::read_record(&dir);
+        match record {
+            None if !dir.exists() => {
+                // Deleted: the shim stopped the pod and removed its directory.
+                self.broadcast(&shim.labels, || WatchEvent::Deleted { name: name.clone() });
+            }
+            Some(r) if r.shim && r.owner.is_alive() => {
+                // Another shim runs the pod (started by another executor): it is followed
+                // as another process's pod.
+            }
+            _ if stop_requested => {
+                // Deleted before its shim could act on it: nothing of the pod may be left.
+                for g in store::live_groups(&dir) {
+                    process::signal_group(g, Signal::SIGKILL);
+                }
+                self.remove(&name, &dir, &shim.labels);
+            }
+            Some(r) if r.observation.phase.is_terminal() => {
+                if r.observation != shim.last {
+                    self.publish(&r.observation);
+                }
+            }
+            record => {
+                // The shim ended without recording how the pod ended.
+                let now = self.clock.now();
+                let why = match &status {
+                    Ok(s) => {
+                        format!("the pod's shim exited ({s}) before recording how the pod ended")
+                    }
+                    Err(e) => format!("the pod's shim could not be waited for: {e}"),
+                };
+                let mut obs = record.map_or_else(|| shim.last.clone(), |r| r.observation);
+                store::mark_lost(&mut obs, &why, now);
+                if let Some(r) = store::read_record(&dir) {
+                    let _ = store::write_record(
+                        &dir,
+                        &store::PodRecordRef {
+                            request: &r.request,
+                            observation: &obs,
+                            owner: self.owner,
+                            shim: true,
+                        },
+                    );
+                }
+                for g in store::live_groups(&dir) {
+                    process::signal_group(g, Signal::SIGKILL);
+                }
+                tracing::warn!(pod = %name, reason = %why, "pod lost with its shim");
+                self.publish(&obs);
+            }
+        }
+    }
+
+    /// Asks the shim of a pod (this executor's or another's) to stop it. `false` when no
+    /// shim runs the pod.
+    fn stop_shim(&self, name: &str, grace: Option<chrono::Duration>) -> Result<bool, LocalError> {
+        let dir = self.pods_dir.join(name);
+        let own = lock(&self.shims).get(name).and_then(|s| s.pid);
+        let pid = match own {
+            Some(pid) => pid,
+            None => match store::read_record(&dir) {
+                Some(r) if r.shim && r.owner.is_alive() && !r.observation.phase.is_terminal() => {
+                    r.owner.pid
+                }
+                _ => return Ok(false),
+            },
+        };
+        let request = StopRequest {
+            grace_millis: grace.map(|g| g.num_milliseconds()),
+        };
+        let bytes = serde_json::to_vec(&request).map_err(|source| LocalError::Encode {
+            pod: name.to_owned(),
+            source,
+        })?;
+        let tmp = dir.join(".stop.json.tmp");
+        fs::write(&tmp, bytes).map_err(|e| LocalError::io("write", &tmp, e))?;
+        let path = dir.join(STOP_FILE);
+        fs::rename(&tmp, &path).map_err(|e| LocalError::io("replace", &path, e))?;
+        let Ok(pid) = i32::try_from(pid) else {
+            return Ok(false);
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+        Ok(true)
+    }
+
+    /// A pod accepted by an executor that died before starting its shim: starts one for it
+    /// (the shim's lock keeps a second one from running it). Returns whether it did.
+    fn respawn_if_unstarted(self: &Arc<Self>, dir: &Path, record: &PodRecord) -> bool {
+        let Some(command) = self.shim.clone() else {
+            return false;
+        };
+        if record.shim
+            || record.owner == self.owner
+            || record.owner.is_alive()
+            || record.observation.phase.is_terminal()
+            || dir.join(STOP_FILE).exists()
+        {
+            return false;
+        }
+        let name = record.request.name.clone();
+        if lock(&self.shims).contains_key(&name) {
+            return true;
+        }
+        // Claimed first, so that other executors see a live owner.
+        let claimed = store::write_record(
+            dir,
+            &store::PodRecordRef {
+                request: &record.request,
+                observation: &record.observation,
+                owner: self.owner,
+                shim: false,
+            },
+        );
+        if claimed.is_err() {
+            return false;
+        }
+        tracing::info!(pod = %name, "starting the shim of a pod accepted by an executor that exited first");
+        self.spawn_shim(&command, &name, dir, record.observation.clone())
+            .is_ok()
+    }
+
+    /// Starts (once) the task that follows pods run by other processes' shims, for the
+    /// watchers.
+    fn ensure_poller(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.polling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut known: HashMap<String, Polled> = HashMap::new();
+            loop {
+                {
+                    let mut watchers = lock(&inner.watchers);
+                    watchers.retain(|w| !w.tx.is_closed());
+                    if watchers.is_empty() {
+                        inner.polling.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                inner.poll_once(&mut known);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+    }
+
+    /// One pass over the pods that neither this executor nor a shim it follows runs.
+    fn poll_once(self: &Arc<Self>, known: &mut HashMap<String, Polled>) {
+        let Ok(entries) = fs::read_dir(&self.pods_dir) else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        let now = self.clock.now();
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            // Present, whoever follows it: only a pod whose directory is gone is deleted.
+            seen.insert(name.clone());
+            if lock(&self.pods).contains_key(&name) || lock(&self.shims).contains_key(&name) {
+                continue;
+            }
+            let dir = entry.path();
+            let Ok(meta) = fs::metadata(dir.join("pod.json")) else {
+                continue;
+            };
+            let key = (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.len());
+            if let Some(p) = known.get(&name)
+                && p.key == key
+                && p.settled
+            {
+                continue;
+            }
+            let Some(record) = store::read_record(&dir) else {
+                continue;
+            };
+            let (obs, settled) = store::foreign_observation(&dir, &record, now);
+            let changed = known.get(&name).is_none_or(|p| p.obs != obs);
+            if changed {
+                self.publish(&obs);
+            }
+            known.insert(name, Polled { key, settled, obs });
+        }
+        known.retain(|name, p| {
+            if seen.contains(name) {
+                return true;
+            }
+            // Gone (deleted), unless this executor follows it now.
+            if !lock(&self.shims).contains_key(name)
+                && !lock(&self.pods).contains_key(name)
+                && !self.pods_dir.join(name).exists()
+            {
+                let labels = p.obs.labels.clone();
+                self.broadcast(&labels, || WatchEvent::Deleted { name: name.clone() });
+            }
+            false
+        });
+    }
+}
+
+/// What the poller last saw of another process's pod.
+#[derive(Debug)]
+struct Polled {
+    /// `pod.json`'s inode, modification time and length.
+    key: (u64, i64, i64, u64),
+    /// The observation can no longer change.
+    settled: bool,
+    obs: PodObservation,
 }

@@ -48,7 +48,7 @@
 //! | `pod_active_deadline` | yes | pod `Failed`, reason `DeadlineExceeded` |
 //! | `memory_limit` | where a memory cgroup can be created | see *Memory limits* |
 //! | `logs` | yes | stdout and stderr of every run of a container, appended to one file |
-//! | `adoption` | yes | pods recorded on disk by another executor or an earlier process are listed |
+//! | `adoption` | yes | pods recorded on disk by another executor or an earlier process are listed (and, in shim mode, followed to their real end) |
 //! | `hostname` | no | there is no UTS namespace; `HOSTNAME` is set in the environment instead |
 //!
 //! All timers (restart back-off, grace periods, `activeDeadlineSeconds`) and every timestamp
@@ -107,6 +107,39 @@
 //! `ExecutorLost`, its unfinished containers as `ContainerStatusUnknown` with exit code 137.
 //! Deleting a pod removes its directory.
 //!
+//! # Shim mode
+//!
+//! With [`Supervisor::Shim`] (what `batch run` uses) each pod runs under a **shim**: a small
+//! process of its own ([`shim::run`]; `batch __shim <dir>` or `batch-local-shim <dir>`),
+//! started in its own process group, that owns the pod's processes. The executor stays
+//! what it was for the runner — `start`, `delete`, `list`, `watch`, `logs` behave exactly as
+//! in-process (the whole conformance suite passes in both modes) — but the pod no longer
+//! depends on the executor's process:
+//!
+//! ```text
+//! runner + executor ──spawn──▶ shim (pod dir: shim.lock held) ──▶ container process groups
+//!        ▲                        │ every change: pod.json (atomic) + a JSON line on stdout
+//!        └────────── stdout ──────┘
+//! ```
+//!
+//! - **The runner dies** (SIGKILL, OOM, a crash): the shims go on, run the pods to their end
+//!   (restarts, sidecars, deadlines included) and record every change and the final exit
+//!   codes in `pod.json`. A new executor on the same root lists them with their real state
+//!   (`Running`, then `Succeeded`/`Failed` with exit codes) and its `watch` follows them (it
+//!   polls the pods of other processes every 100 ms); `delete` reaches their shims.
+//! - **A pod accepted just before the runner died** (its `pod.json` written, its shim not yet
+//!   started) is started by the next executor that lists it, not reported failed; `shim.lock`
+//!   keeps two shims from running one pod.
+//! - **Deletion**: the executor writes the grace period to `stop.json` and sends SIGTERM to
+//!   the shim, which stops the pod gracefully (SIGTERM to its processes, SIGKILL at the end of
+//!   the grace period) and removes the pod directory.
+//! - **The shim dies** (killed on its own): its pod's outcome is lost, as with a container
+//!   runtime whose shim is killed; the pod is reported `Failed` with reason `ExecutorLost`
+//!   once none of its processes remain (before that, `Running`).
+//! - A shim whose pod directory disappears (removed by hand) kills the pod and exits.
+//! - Cost: one more process per pod (a few milliseconds to start), and timers on the system
+//!   clock (an injected [`Clock`](batch_core::clock::Clock) only drives in-process pods).
+//!
 //! # Differences from Kubernetes
 //!
 //! - No isolation: no namespaces, no image, no network setup, no hostname. Processes run as
@@ -124,9 +157,10 @@
 //! - No probes: a running container is ready; a sidecar counts as started once its process
 //!   runs.
 //! - A container's log file keeps every run (Kubernetes keeps the current and previous).
-//! - If the executor's process dies, its pods' processes keep running unobserved (they are
-//!   in their own process groups); a later executor reports them `Running` while they last,
-//!   then `Failed` (`ExecutorLost`), and can delete them.
+//! - In-process mode only: if the executor's process dies, its pods' processes keep running
+//!   unobserved (they are in their own process groups); a later executor reports them
+//!   `Running` while they last, then `Failed` (`ExecutorLost`), and can delete them. Shim
+//!   mode (above) keeps their outcome.
 //! - Processes are signalled by process-group id. For the pods it runs, the executor signals
 //!   a group only while the group's leader (the container's main process) is unreaped, so
 //!   the id cannot have been reused: when the main process exits, what is left of its group
@@ -163,8 +197,9 @@ mod error;
 mod executor;
 mod observe;
 mod process;
+pub mod shim;
 mod store;
 mod translate;
 
-pub use config::{LocalExecutorConfig, MemoryEnforcement};
+pub use config::{LocalExecutorConfig, MemoryEnforcement, ShimCommand, Supervisor};
 pub use executor::LocalExecutor;

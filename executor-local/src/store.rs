@@ -29,6 +29,10 @@ pub(crate) struct PodRecord {
     pub(crate) observation: PodObservation,
     /// The process that runs the pod.
     pub(crate) owner: Owner,
+    /// The owner is the pod's shim (not the executor that accepted the pod, before its
+    /// shim started).
+    #[serde(default)]
+    pub(crate) shim: bool,
 }
 
 /// `pod.json` as written (borrowing, so writing needs no copy of the request).
@@ -41,6 +45,8 @@ pub(crate) struct PodRecordRef<'a> {
     pub(crate) observation: &'a PodObservation,
     /// The process that runs the pod.
     pub(crate) owner: Owner,
+    /// The owner is the pod's shim.
+    pub(crate) shim: bool,
 }
 
 /// A process, identified across pid reuse by its start time.
@@ -145,6 +151,10 @@ pub(crate) fn foreign_observation(
     if obs.phase.is_terminal() {
         return (obs, true);
     }
+    if record.shim && record.owner.is_alive() {
+        // The pod's shim records every change: the record is current.
+        return (obs, false);
+    }
     if !live_groups(dir).is_empty() {
         obs.phase = PodPhase::Running;
         return (obs, false);
@@ -152,19 +162,27 @@ pub(crate) fn foreign_observation(
     if record.owner.is_alive() {
         return (obs, false);
     }
-    obs.phase = PodPhase::Failed;
-    obs.ready = false;
-    obs.reason = EXECUTOR_LOST.to_owned();
-    obs.message = format!(
+    let why = format!(
         "the executor process (pid {}) that ran this pod exited before recording how it \
          ended, and none of its processes remain; the containers' exit status is unknown",
         record.owner.pid
     );
+    mark_lost(&mut obs, &why, now);
+    (obs, true)
+}
+
+/// Marks an unfinished pod `Failed` with reason `ExecutorLost` (its processes gone, its
+/// outcome unknown), its unfinished containers as the kubelet reports containers lost with
+/// their node.
+pub(crate) fn mark_lost(obs: &mut PodObservation, why: &str, now: Timestamp) {
+    obs.phase = PodPhase::Failed;
+    obs.ready = false;
+    obs.reason = EXECUTOR_LOST.to_owned();
+    obs.message = why.to_owned();
     obs.finished_at = Some(now);
     for c in &mut obs.containers {
         c.ready = false;
         if c.terminated().is_none() {
-            // The kubelet's report for a container that vanished with its node.
             c.state = ContainerRunState::Terminated(Terminated {
                 exit_code: 137,
                 signal: None,
@@ -176,7 +194,6 @@ pub(crate) fn foreign_observation(
             });
         }
     }
-    (obs, true)
 }
 
 #[cfg(test)]

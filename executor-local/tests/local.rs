@@ -577,6 +577,7 @@ async fn the_address_space_fallback_makes_large_allocations_fail() {
     let exec = LocalExecutor::new(LocalExecutorConfig {
         root: dir.path().to_path_buf(),
         memory_enforcement: MemoryEnforcement::AddressSpace,
+        ..LocalExecutorConfig::default()
     })
     .unwrap();
     assert!(!exec.capabilities().memory_limit);
