@@ -79,6 +79,12 @@ enum Command {
     /// Exit status: 0 printed, 1 no such Job or CronJob, 2 the state store could not be
     /// read (for example a damaged file).
     Status(status::Args),
+    /// The supervisor of one local pod (started by `batch run`; not for direct use).
+    #[command(name = "__shim", hide = true)]
+    Shim {
+        /// The pod's directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +113,7 @@ fn main() -> ExitCode {
         Command::Run(args) => return ExitCode::from(run::run(&args)),
         Command::Logs(args) => return ExitCode::from(logs::run(&args)),
         Command::Status(args) => return ExitCode::from(status::run(&args)),
+        Command::Shim { dir } => return batch_executor_local::shim::run(&dir),
     };
     ExitCode::from(outcome.code())
 }

@@ -10,7 +10,7 @@ use batch_core::executor::Executor;
 use batch_core::model::{CronJob, Job, JobConditionType, JobStatus, Manifest};
 use batch_core::runner::{CronJobHandle, JobHandle, RunEvent, RunEventKind, Runner};
 use batch_core::store::StateStore as _;
-use batch_executor_local::{LocalExecutor, LocalExecutorConfig};
+use batch_executor_local::{LocalExecutor, LocalExecutorConfig, ShimCommand, Supervisor};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -141,8 +141,16 @@ pub(crate) fn default_state_dir(given: Option<&PathBuf>) -> PathBuf {
 pub(crate) fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executor>, String> {
     match name {
         "local" => {
+            // Each pod runs under a shim (this program, `batch __shim`), so pods outlive a
+            // crash of the runner and a restarted `batch run` learns how they ended.
+            let program = std::env::current_exe()
+                .map_err(|e| format!("error: cannot find the batch program itself: {e}"))?;
             let config = LocalExecutorConfig {
                 root: state_dir.join("local"),
+                supervisor: Supervisor::Shim(ShimCommand {
+                    program,
+                    args: vec!["__shim".to_owned()],
+                }),
                 ..LocalExecutorConfig::default()
             };
             LocalExecutor::new(config)
