@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: every crate, every feature, unit + integration + doc tests,
 # and the examples are built. Installs what it needs first: the end-to-end tests run the
-# Kubernetes docs' examples as real processes, which need perl, python3 and bash.
+# Kubernetes docs' examples as real processes, which need perl, python3 and bash; the
+# bundled SQLite of the state store needs a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ missing=()
 command -v perl >/dev/null 2>&1 || missing+=(perl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v bash >/dev/null 2>&1 || missing+=(bash)
+# SQLite (the state store) is compiled from source by rusqlite's bundled build.
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (the end-to-end tests run them)" >&2
     sudo_cmd=""

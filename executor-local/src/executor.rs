@@ -137,11 +137,20 @@ impl LocalExecutor {
         config: LocalExecutorConfig,
         clock: Arc<dyn Clock>,
     ) -> executor::Result<Self> {
+        Self::build(config, clock, false)
+    }
+
+    fn build(
+        config: LocalExecutorConfig,
+        clock: Arc<dyn Clock>,
+        hosted: bool,
+    ) -> executor::Result<Self> {
         let pods_dir = store::pods_dir(&config.root);
         fs::create_dir_all(&pods_dir)
             .map_err(|e| LocalError::io("create", &pods_dir, e).into_executor("new"))?;
-        // Pod directories whose removal an earlier process did not finish.
-        if let Ok(entries) = fs::read_dir(&pods_dir) {
+        // Pod directories whose removal an earlier process did not finish (left to the
+        // executors: a shim must start in constant time, however many pods exist).
+        if let Some(entries) = (!hosted).then(|| fs::read_dir(&pods_dir).ok()).flatten() {
             for entry in entries.flatten() {
                 if entry
                     .file_name()
@@ -173,7 +182,7 @@ impl LocalExecutor {
                 watchers: Mutex::new(Vec::new()),
                 foreign: Mutex::new(HashMap::new()),
                 shim,
-                hosted: false,
+                hosted,
                 shims: Mutex::new(HashMap::new()),
                 polling: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -182,16 +191,19 @@ impl LocalExecutor {
 
     /// The executor a shim runs its one pod with: in-process, system clock, records marked
     /// as the shim's.
-    pub(crate) fn for_shim(root: PathBuf) -> executor::Result<Self> {
+    /// `memory_limits`: whether the pod has any (a memory cgroup is only looked for then,
+    /// which costs a probe cgroup).
+    pub(crate) fn for_shim(root: PathBuf, memory_limits: bool) -> executor::Result<Self> {
         let config = LocalExecutorConfig {
             root,
+            memory_enforcement: if memory_limits {
+                MemoryEnforcement::Auto
+            } else {
+                MemoryEnforcement::AddressSpace
+            },
             ..LocalExecutorConfig::default()
         };
-        let mut executor = Self::new(config)?;
-        if let Some(inner) = Arc::get_mut(&mut executor.inner) {
-            inner.hosted = true;
-        }
-        Ok(executor)
+        Self::build(config, Arc::new(SystemClock), true)
     }
 
     /// Runs an accepted pod whose directory exists already (the shim's side of

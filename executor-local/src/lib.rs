@@ -117,7 +117,7 @@
 //! depends on the executor's process:
 //!
 //! ```text
-//! runner + executor ──spawn──▶ shim (pod dir: shim.lock held) ──▶ container process groups
+//! runner + executor ──spawn──▶ shim (flock on the pod dir) ─ ──▶ container process groups
 //!        ▲                        │ every change: pod.json (atomic) + a JSON line on stdout
 //!        └────────── stdout ──────┘
 //! ```
@@ -128,8 +128,8 @@
 //!   (`Running`, then `Succeeded`/`Failed` with exit codes) and its `watch` follows them (it
 //!   polls the pods of other processes every 100 ms); `delete` reaches their shims.
 //! - **A pod accepted just before the runner died** (its `pod.json` written, its shim not yet
-//!   started) is started by the next executor that lists it, not reported failed; `shim.lock`
-//!   keeps two shims from running one pod.
+//!   started) is started by the next executor that lists it, not reported failed; a lock on
+//!   the pod directory keeps two shims from running one pod.
 //! - **Deletion**: the executor writes the grace period to `stop.json` and sends SIGTERM to
 //!   the shim, which stops the pod gracefully (SIGTERM to its processes, SIGKILL at the end of
 //!   the grace period) and removes the pod directory.

@@ -4,8 +4,8 @@
 //! as the [`ShimCommand`](crate::ShimCommand) says; `batch __shim <dir>` and this crate's
 //! `batch-local-shim <dir>` do exactly that.
 //!
-//! The shim takes an exclusive lock on `shim.lock` in the pod directory (a second shim for
-//! the same pod exits at once), reads the accepted pod from `pod.json`, runs it with the
+//! The shim takes an exclusive lock on the pod directory itself (a second shim for the same
+//! pod exits at once), reads the accepted pod from `pod.json`, runs it with the
 //! in-process executor on the system clock, and for every change of the pod rewrites
 //! `pod.json` atomically (owner: the shim) and writes the observation as one JSON line to
 //! its standard output (the executor that started it reads them; if that executor is gone
@@ -52,12 +52,9 @@ async fn supervise(dir: &Path) -> Result<(), String> {
     // First, so that a deletion right after the start is not the default SIGTERM death.
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let lock_path = dir.join("shim.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    // The lock is on the pod directory itself (no extra file per pod).
+    let lock_path = dir;
+    let file = std::fs::File::open(lock_path)
         .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
     let _lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
@@ -75,7 +72,19 @@ async fn supervise(dir: &Path) -> Result<(), String> {
         .parent()
         .and_then(Path::parent)
         .ok_or_else(|| "not a pod directory (<root>/pods/<pod>)".to_owned())?;
-    let executor = LocalExecutor::for_shim(root.to_path_buf()).map_err(|e| e.to_string())?;
+    let memory_limits = record
+        .request
+        .spec
+        .init_containers
+        .iter()
+        .chain(&record.request.spec.containers)
+        .any(|c| {
+            c.resources
+                .as_ref()
+                .is_some_and(|r| r.limits.contains_key("memory"))
+        });
+    let executor =
+        LocalExecutor::for_shim(root.to_path_buf(), memory_limits).map_err(|e| e.to_string())?;
     let mut events = executor
         .watch(&LabelSelector::new())
         .await
@@ -86,6 +95,8 @@ async fn supervise(dir: &Path) -> Result<(), String> {
         .host(request.clone(), dir)
         .map_err(|e| e.to_string())?;
     let owner = Owner::current();
+    // The first observation is the accepted pod, which the engine has just recorded.
+    let mut accepted_seen = false;
     let mut out = std::io::stdout().lock();
     // A pod whose directory was removed behind the executors' back (by hand, or with the
     // temporary directory of a test) is stopped at once rather than left running.
@@ -107,7 +118,12 @@ async fn supervise(dir: &Path) -> Result<(), String> {
                         let _ = writeln!(out, "{line}");
                         let _ = out.flush();
                     }
-                    if !obs.deleting {
+                    // The engine has just recorded the accepted pod. (Its end is written
+                    // again here: the engine's own write of it may have come before this
+                    // loop wrote an older observation.)
+                    let recorded = !accepted_seen;
+                    accepted_seen = true;
+                    if !obs.deleting && !recorded {
                         let _ = store::write_record(dir, &store::PodRecordRef {
                             request: &request,
                             observation: &obs,

@@ -106,7 +106,7 @@
 //! # Persistence and restarts
 //!
 //! Everything a Job or CronJob needs to carry on is written to the runner's
-//! [`StateStore`](crate::store::StateStore) ([`Runner::with_store`]; in memory by default):
+//! [`StateStore`] ([`Runner::with_store`]; in memory by default):
 //! the object when it is submitted, the pods about to be started before they are, and the
 //! status, the machine's memory and the newly counted pods together, atomically, after each
 //! step and before those pods are released (see [`crate::store`]). A write that fails is

@@ -35,6 +35,12 @@ pub(crate) struct Args {
     /// `$XDG_DATA_HOME/batch`, else `~/.local/share/batch`).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// How hard the state store works to keep what it recorded: `full` (fsync at every
+    /// write: survives a power loss; the default) or `process` (survives a crash or kill of
+    /// this program, may lose the last writes on a power loss; faster). See
+    /// docs/durability.md.
+    #[arg(long, default_value = "full", value_name = "LEVEL")]
+    durability: String,
 }
 
 /// Exit status when interrupted (128 + SIGINT).
@@ -175,7 +181,15 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
             return 2;
         }
     };
-    let store = match open_store(&state_dir) {
+    let durability = match args.durability.as_str() {
+        "full" => batch_core::store::Durability::Full,
+        "process" => batch_core::store::Durability::Process,
+        other => {
+            eprintln!("error: --durability: unknown level {other:?} (use full or process)");
+            return 2;
+        }
+    };
+    let store = match open_store(&state_dir, durability) {
         Ok(store) => store,
         Err(message) => {
             eprintln!("{message}");
@@ -390,6 +404,7 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
 /// Opens (creating it if needed) the state store `DIR/state.db`.
 pub(crate) fn open_store(
     state_dir: &std::path::Path,
+    durability: batch_core::store::Durability,
 ) -> Result<Arc<dyn batch_core::store::StateStore>, String> {
     std::fs::create_dir_all(state_dir).map_err(|e| {
         format!(
@@ -398,7 +413,7 @@ pub(crate) fn open_store(
         )
     })?;
     let path = state_dir.join("state.db");
-    batch_core::store::SqliteStore::open(&path)
+    batch_core::store::SqliteStore::open_with(&path, durability)
         .map(|s| Arc::new(s) as Arc<dyn batch_core::store::StateStore>)
         .map_err(|e| match e {
             batch_core::store::StoreError::Corrupt { .. } => format!(
