@@ -237,7 +237,7 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
             .jobs
             .get(&name)
             .filter(|r| r.owner_uid().is_none())
-            .is_some_and(|r| same_job(r, &job));
+            .is_some_and(|r| same_job(r, &job) && !reported(&state_dir, r));
         if resumable {
             match runner.resume_job(&name) {
                 Ok(Some(h)) => {
@@ -394,6 +394,9 @@ async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<Cro
             code = 1;
         }
         printer.final_status(h.name(), &status, handles.len() > 1);
+        if status.is_finished() {
+            mark_reported(&state_dir, h.name(), h.uid());
+        }
     }
     for h in &cron_handles {
         printer.final_cron_status(h.name(), &h.status());
@@ -453,10 +456,11 @@ fn lock_object(
     )
 }
 
-/// Whether a stored Job is the run of this manifest (same spec once defaulted), so it is
-/// resumed rather than replaced. A finished or deleting Job is never resumed.
+/// Whether a stored Job is the run of this manifest (same spec once defaulted) and still
+/// to be followed: unfinished, or finished without a `batch run` having reported its end
+/// (it was killed first). A deleting Job is never resumed.
 fn same_job(record: &batch_core::store::JobRecord, job: &Job) -> bool {
-    if record.job.status.is_finished() || record.job.metadata.deletion_timestamp.is_some() {
+    if record.job.metadata.deletion_timestamp.is_some() {
         return false;
     }
     let mut job = job.clone();
@@ -465,6 +469,26 @@ fn same_job(record: &batch_core::store::JobRecord, job: &Job) -> bool {
     // `suspend` is changed by the runner itself.
     stored.suspend = job.spec.suspend;
     stored == job.spec
+}
+
+/// The file saying which run of a Job a `batch run` has reported the end of (its UID).
+fn reported_file(state_dir: &std::path::Path, name: &str) -> PathBuf {
+    state_dir.join("locks").join(format!("job-{name}.reported"))
+}
+
+/// Whether a `batch run` reported this stored Job's end: running the file again then starts
+/// a new run; otherwise (the reporting run was killed) the stored outcome is reported.
+fn reported(state_dir: &std::path::Path, record: &batch_core::store::JobRecord) -> bool {
+    record.job.status.is_finished()
+        && std::fs::read_to_string(reported_file(state_dir, record.name()))
+            .is_ok_and(|uid| uid.trim() == record.uid())
+}
+
+fn mark_reported(state_dir: &std::path::Path, name: &str, uid: &str) {
+    let path = reported_file(state_dir, name);
+    if let Err(e) = std::fs::write(&path, uid) {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
 }
 
 /// Whether a stored CronJob is the run of this manifest (same spec once defaulted).
