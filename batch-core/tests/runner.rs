@@ -1314,3 +1314,217 @@ async fn a_job_runs_on_the_system_clock_too() {
     assert!(status.start_time.is_some());
     assert!(status.completion_time.unwrap() <= SystemClock.now());
 }
+
+// ---------------------------------------------------------------------------------------
+// State store: failed writes, resuming after a crash
+// ---------------------------------------------------------------------------------------
+
+/// A store whose `update_job` fails while `failures` is above zero (a full disk, say).
+#[derive(Debug, Default)]
+struct FlakyStore {
+    inner: batch_core::store::MemoryStore,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl batch_core::store::StateStore for FlakyStore {
+    fn load(
+        &self,
+    ) -> std::result::Result<batch_core::store::StoredState, batch_core::store::StoreError> {
+        self.inner.load()
+    }
+    fn create_job(
+        &self,
+        record: &batch_core::store::JobRecord,
+    ) -> std::result::Result<(), batch_core::store::StoreError> {
+        self.inner.create_job(record)
+    }
+    fn update_job(
+        &self,
+        update: batch_core::store::JobUpdate<'_>,
+    ) -> std::result::Result<(), batch_core::store::StoreError> {
+        use std::sync::atomic::Ordering;
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(batch_core::store::StoreError::Storage {
+                path: "flaky".into(),
+                message: "no space left on device".to_owned(),
+                source: None,
+            });
+        }
+        self.inner.update_job(update)
+    }
+    fn delete_job(
+        &self,
+        name: &str,
+        uid: &str,
+    ) -> std::result::Result<(), batch_core::store::StoreError> {
+        self.inner.delete_job(name, uid)
+    }
+    fn create_cron_job(
+        &self,
+        cron_job: &CronJob,
+    ) -> std::result::Result<(), batch_core::store::StoreError> {
+        self.inner.create_cron_job(cron_job)
+    }
+    fn update_cron_job(
+        &self,
+        cron_job: &CronJob,
+    ) -> std::result::Result<(), batch_core::store::StoreError> {
+        self.inner.update_cron_job(cron_job)
+    }
+    fn delete_cron_job(
+        &self,
+        name: &str,
+        uid: &str,
+    ) -> std::result::Result<(), batch_core::store::StoreError> {
+        self.inner.delete_cron_job(name, uid)
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_fails_holds_the_step_back_and_loses_nothing() {
+    use std::sync::atomic::Ordering;
+    let clock = ManualClock::new(t0());
+    let exec = Scripted::new();
+    let store = Arc::new(FlakyStore::default());
+    let r = runner(exec.clone(), &clock).with_store(store.clone());
+    let h = r.submit_job(job(SIMPLE)).unwrap();
+    let mut rx = h.events();
+    let mut seen = Vec::new();
+    until("the pod runs", || exec.running().len() == 1).await;
+    store.failures.store(3, Ordering::SeqCst);
+    exec.exit(&exec.running()[0], 0);
+    until_event(&mut rx, &mut seen, "a store error", |e| {
+        matches!(&e.kind, RunEventKind::StoreError { message, retry_at: Some(_), .. }
+            if message.contains("no space left"))
+    })
+    .await;
+    // Nothing the step decided is published while it cannot be recorded.
+    assert_eq!(h.status().succeeded, 0);
+    assert!(!h.is_finished());
+    // The retries back off (1 s, 2 s, 4 s) and then succeed.
+    for _ in 0..10 {
+        if h.is_finished() {
+            break;
+        }
+        let wake = next_wake(&clock).await;
+        clock.set(wake);
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    let status = h.wait().await.unwrap();
+    assert_eq!((status.succeeded, status.failed), (1, 0));
+    assert_eq!(exec.starts(), 1, "no pod was started again");
+    drain(&mut rx, &mut seen);
+    let errors = seen
+        .iter()
+        .filter(|e| matches!(e.kind, RunEventKind::StoreError { .. }))
+        .count();
+    assert_eq!(errors, 3);
+    // The store holds what the handle says.
+    let stored = batch_core::store::StateStore::load(&*store).unwrap();
+    assert_eq!(stored.jobs["simple"].job.status, status);
+}
+
+/// Runner A runs an Indexed Job until one index succeeded and one failed, then its runtime
+/// is dropped (its tasks die at an await, as in a crash); runner B, with the same store and
+/// the same executor, resumes it: no index runs again, the failure's backoff is still owed,
+/// and the counts end as an uninterrupted run's.
+#[test]
+fn a_resumed_job_adopts_its_pods_keeps_its_backoff_and_counts_nothing_twice() {
+    const IDX: &str = "
+metadata: {name: idx}
+spec:
+  completions: 4
+  parallelism: 2
+  completionMode: Indexed
+  template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}
+";
+    let clock = ManualClock::new(t0());
+    let exec = Scripted::new();
+    let store: Arc<dyn batch_core::store::StateStore> =
+        Arc::new(batch_core::store::MemoryStore::new());
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let a = rt();
+    a.block_on(async {
+        let r = runner(exec.clone(), &clock).with_store(Arc::clone(&store));
+        let h = r.submit_job(job(IDX)).unwrap();
+        until("two pods run", || exec.running().len() == 2).await;
+        let index_of = |p: &str| {
+            exec.pod(p).unwrap().annotations[batch_core::job::COMPLETION_INDEX_ANNOTATION].clone()
+        };
+        let first = exec
+            .running()
+            .into_iter()
+            .find(|p| index_of(p) == "0")
+            .unwrap();
+        exec.exit(&first, 0);
+        until("index 2 starts", || exec.count() == 3).await;
+        let second = exec
+            .running()
+            .into_iter()
+            .find(|p| index_of(p) == "1")
+            .unwrap();
+        exec.exit(&second, 1);
+        until("both outcomes are counted", || {
+            let s = h.status();
+            s.succeeded == 1 && s.failed == 1 && s.uncounted_terminated_pods.is_none()
+        })
+        .await;
+        assert_eq!(exec.running().len(), 1, "index 2 runs at the crash");
+    });
+    a.shutdown_background();
+    let created_before = exec.count();
+    assert_eq!(created_before, 3);
+
+    let b = rt();
+    b.block_on(async {
+        let r = runner(exec.clone(), &clock).with_store(Arc::clone(&store));
+        let h = r.resume_job("idx").unwrap().expect("the Job is stored");
+        assert_eq!((h.status().succeeded, h.status().failed), (1, 1));
+        // The pod started by runner A is adopted, not replaced; the failed index waits for
+        // its backoff (10 s from the failure), which runner B still owes.
+        let wake = next_wake(&clock).await;
+        assert_eq!(
+            wake,
+            t0() + Duration::seconds(10),
+            "the backoff owed is kept"
+        );
+        assert_eq!(
+            exec.count(),
+            created_before,
+            "nothing started before the backoff"
+        );
+        for _ in 0..20 {
+            if h.is_finished() {
+                break;
+            }
+            for p in exec.running() {
+                exec.exit(&p, 0);
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+            if exec.running().is_empty()
+                && !h.is_finished()
+                && let Some(next) = clock.next_deadline()
+            {
+                clock.set(next);
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+        let status = h.wait().await.unwrap();
+        assert_eq!(status.completed_indexes, "0-3");
+        assert_eq!((status.succeeded, status.failed), (4, 1));
+        assert_eq!(
+            exec.count(),
+            5,
+            "4 successes and 1 failure: no pod ran twice"
+        );
+    });
+    b.shutdown_background();
+}
