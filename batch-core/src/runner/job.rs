@@ -985,7 +985,7 @@ impl JobTask {
     /// A store write failed: report it and wait (nothing is decided meanwhile). A record
     /// that is gone (deleted or replaced by another process) ends the task.
     fn store_failed(&mut self, operation: &str, error: &crate::store::StoreError) {
-        let message = store_error_text(error);
+        let message = super::error_text(error);
         if matches!(error, crate::store::StoreError::NotFound { .. }) {
             tracing::error!(job = %self.shared.name, operation, error = %message,
                 "the job is no longer in the state store; this runner stops following it");
@@ -1157,7 +1157,7 @@ impl JobTask {
         self.job.metadata.deletion_timestamp = Some(now);
         let update = JobUpdate::new(&self.job, &self.memory);
         if let Err(e) = self.ctx.store.update_job(update) {
-            tracing::warn!(job = %self.shared.name, error = %store_error_text(&e),
+            tracing::warn!(job = %self.shared.name, error = %super::error_text(&e),
                 "cannot record the job's deletion in the state store");
         }
         let mut names: BTreeSet<String> = self.pods.keys().cloned().collect();
@@ -1213,7 +1213,7 @@ impl JobTask {
             .store
             .delete_job(&self.shared.name, &self.shared.uid)
         {
-            tracing::warn!(job = %self.shared.name, error = %store_error_text(&e),
+            tracing::warn!(job = %self.shared.name, error = %super::error_text(&e),
                 "cannot remove the deleted job from the state store");
         }
     }
@@ -1252,18 +1252,6 @@ impl JobTask {
             }
         }
     }
-}
-
-/// The text of a store error with its sources.
-fn store_error_text(error: &crate::store::StoreError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Pod deletions a Job deletion could not complete at once.

@@ -619,10 +619,10 @@ impl Backoff {
     }
 }
 
-/// The text of an executor error with its sources, for events and logs.
-fn error_text(error: &crate::executor::Error) -> String {
+/// The text of an error with its sources, for events and logs.
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
