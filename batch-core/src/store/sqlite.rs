@@ -112,10 +112,8 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| error(&path, &e))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| error(&path, &e))?;
-        if exists {
-            // Read-only checks first: nothing is written to a damaged file.
-            check(&conn, &path)?;
-        }
+        // Read-only checks first: nothing is written to a damaged file.
+        let version = if exists { check(&conn, &path)? } else { 0 };
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| error(&path, &e))?;
         let synchronous = match durability {
@@ -124,9 +122,13 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous)
             .map_err(|e| error(&path, &e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| error(&path, &e))?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(|e| error(&path, &e))?;
+        if version < SCHEMA_VERSION {
+            // A new (or empty) file: the schema is created. A store of this version is
+            // left as it is (opening it writes nothing).
+            conn.execute_batch(SCHEMA).map_err(|e| error(&path, &e))?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(|e| error(&path, &e))?;
+        }
         Ok(SqliteStore {
             path,
             conn: Mutex::new(conn),
@@ -193,8 +195,8 @@ impl SqliteStore {
 }
 
 /// Checks an existing file without writing to it: a store of a version this build reads,
-/// undamaged.
-fn check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// undamaged. Returns its schema version (0 for an empty file).
+fn check(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| error(path, &e))?;
@@ -236,17 +238,27 @@ fn check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             detail: "it is an SQLite database but not a batch state store".to_owned(),
         });
     }
-    Ok(())
+    Ok(version)
 }
 
-/// Maps an SQLite error: damage is [`StoreError::Corrupt`], the rest
-/// [`StoreError::Storage`].
+/// Maps an SQLite error: damage (a damaged file, or a value of the wrong type or encoding
+/// where the schema says otherwise) is [`StoreError::Corrupt`], the rest
+/// [`StoreError::Storage`] (which may pass).
 fn error(path: &Path, e: &rusqlite::Error) -> StoreError {
     let code = e.sqlite_error_code();
-    if matches!(
-        code,
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
-    ) {
+    let damaged_value = matches!(
+        e,
+        rusqlite::Error::Utf8Error(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+    );
+    if damaged_value
+        || matches!(
+            code,
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+        )
+    {
         return StoreError::Corrupt {
             path: path.to_path_buf(),
             detail: e.to_string(),
