@@ -58,8 +58,24 @@ pub enum Supervisor {
 }
 
 /// How to start a shim: `program args… <pod-dir>`. The program must call
-/// [`crate::shim::run`] with the directory (the `batch` binary does with `batch __shim`,
-/// and this crate's `batch-local-shim` binary does).
+/// [`crate::shim::run`] with the directory and exit with its status: this crate's
+/// `batch-local-shim` binary does (`program: "batch-local-shim"`, no `args`), and so can a
+/// hidden subcommand of the program that embeds the executor (`program: current_exe()`,
+/// `args: ["__shim"]`; see the [`shim`](crate::shim) module).
+///
+/// ```
+/// use batch_executor_local::{LocalExecutorConfig, ShimCommand, Supervisor};
+///
+/// let config = LocalExecutorConfig {
+///     supervisor: Supervisor::Shim(ShimCommand {
+///         program: "/usr/local/bin/batch-local-shim".into(),
+///         args: Vec::new(),
+///     }),
+///     ..LocalExecutorConfig::default()
+/// };
+/// let json = serde_json::to_value(&config.supervisor).unwrap();
+/// assert_eq!(json["shim"]["program"], "/usr/local/bin/batch-local-shim");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShimCommand {

@@ -18,6 +18,7 @@ use batch_core::executor::{
     self, Capabilities, ContainerKind, ContainerRunState, Executor, LabelSelector, PodObservation,
     PodRequest, Terminated, WatchEvent, WatchStream, selector_matches,
 };
+use batch_core::job::PodPhase;
 use batch_core::model::{PodTemplateSpec, RestartPolicy, Timestamp};
 use batch_core::validation::ValidationErrors;
 use nix::sys::signal::Signal;
@@ -64,11 +65,14 @@ struct Inner {
 /// A pod run by a shim this executor started.
 #[derive(Debug)]
 struct ShimPod {
-    labels: BTreeMap<String, String>,
+    /// The accepted pod (to record its end if the shim cannot).
+    request: PodRequest,
     /// The latest observation the shim reported.
     last: PodObservation,
-    /// The shim's pid.
-    pid: Option<u32>,
+    /// The shim process, signalled only while it is that process (same start time).
+    process: Option<Owner>,
+    /// `delete` asked the shim to stop the pod (`stop.json` is written).
+    stop_requested: bool,
 }
 
 struct Watcher {
@@ -91,6 +95,9 @@ struct Pod {
 struct PodState {
     obs: PodObservation,
     deadline_exceeded: bool,
+    /// Stopped without being deleted (a shim that received SIGTERM without a stop request):
+    /// the pod ends `Failed`, reason `Terminated`, unless it succeeded.
+    shut_down: bool,
     /// The terminal observation has been published.
     announced: bool,
     /// The process groups of running app and init containers (sidecars are stopped by the
@@ -101,6 +108,18 @@ struct PodState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stop {
     kill_at: Timestamp,
+}
+
+/// Why a pod is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopCause {
+    /// It is deleted: its directory is removed once it has stopped.
+    Delete,
+    /// Its `activeDeadlineSeconds` passed.
+    Deadline,
+    /// Its shim was told to stop without a deletion (SIGTERM without `stop.json`): it ends
+    /// and its end is recorded.
+    Shutdown,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -209,16 +228,34 @@ impl LocalExecutor {
     /// Runs an accepted pod whose directory exists already (the shim's side of
     /// [`Supervisor::Shim`]).
     pub(crate) fn host(&self, request: PodRequest, dir: &Path) -> executor::Result<()> {
+        // The names become file names: checked again, the record may have been edited.
+        let names = std::iter::once(("pod", &request.name)).chain(
+            request
+                .spec
+                .init_containers
+                .iter()
+                .chain(&request.spec.containers)
+                .map(|c| ("container", &c.name)),
+        );
+        for (what, name) in names {
+            check_name(what, name).map_err(|e| e.into_executor("start"))?;
+        }
         self.inner
             .start_in(request, dir)
             .map_err(|e| e.into_executor("start"))
     }
 
-    /// Asks a hosted pod to stop (the shim received SIGTERM).
-    pub(crate) fn stop_hosted(&self, name: &str, grace: Option<chrono::Duration>) {
+    /// Asks a hosted pod to stop (the shim received SIGTERM): deleted, or only stopped.
+    pub(crate) fn stop_hosted(
+        &self,
+        name: &str,
+        grace: Option<chrono::Duration>,
+        cause: StopCause,
+    ) {
         let pod = lock(&self.inner.pods).get(name).cloned();
         if let Some(pod) = pod
-            && self.inner.request_stop(&pod, grace, false)
+            && self.inner.request_stop(&pod, grace, cause)
+            && cause == StopCause::Delete
         {
             self.inner.remove(name, &pod.dir, &pod.request.labels);
         }
@@ -336,7 +373,14 @@ impl Inner {
     fn start_in(self: &Arc<Self>, request: PodRequest, dir: &Path) -> Result<(), LocalError> {
         for sub in ["logs", "scratch"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).map_err(|e| LocalError::io("create", &p, e))?;
+            // Not `create_dir_all`: a shim must not bring back a pod directory removed
+            // meanwhile (the pod was deleted).
+            match fs::create_dir(&p) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(LocalError::io("create", &p, e));
+                }
+                _ => {}
+            }
         }
         let plan = translate::plan(&request, dir);
         let now = self.clock.now();
@@ -348,6 +392,7 @@ impl Inner {
                 observation: &obs,
                 owner: self.owner,
                 shim: self.hosted,
+                shim_mode: self.hosted,
             },
         )?;
         let pod = Arc::new(Pod {
@@ -356,6 +401,7 @@ impl Inner {
             state: Mutex::new(PodState {
                 obs,
                 deadline_exceeded: false,
+                shut_down: false,
                 announced: false,
                 groups: Vec::new(),
             }),
@@ -401,7 +447,7 @@ impl Inner {
     /// `now + grace`. The signal goes out before this returns, so a stop takes effect even if
     /// the runtime ends right after. Returns `true` when the pod had already finished and
     /// published its end (nothing to stop).
-    fn request_stop(&self, pod: &Pod, grace: Option<chrono::Duration>, deadline: bool) -> bool {
+    fn request_stop(&self, pod: &Pod, grace: Option<chrono::Duration>, cause: StopCause) -> bool {
         let now = self.clock.now();
         let grace = grace
             .unwrap_or_else(|| pod.request.termination_grace_period())
@@ -411,7 +457,7 @@ impl Inner {
         if st.announced {
             return true;
         }
-        if deadline {
+        if cause == StopCause::Deadline {
             // Every app container has ended for good: only sidecars are left, being
             // stopped. The phase is already decided by the app containers (the kubelet
             // ignores sidecars), so the deadline no longer applies.
@@ -425,6 +471,8 @@ impl Inner {
                 return false;
             }
             st.deadline_exceeded = true;
+        } else if cause == StopCause::Shutdown {
+            st.shut_down = true;
         } else if !st.obs.deleting {
             st.obs.deleting = true;
             st.obs.deletion_time = Some(now);
@@ -482,7 +530,7 @@ impl Inner {
         check_name("pod", name)?;
         let pod = lock(&self.pods).get(name).cloned();
         if let Some(pod) = pod {
-            if self.request_stop(&pod, grace, false) {
+            if self.request_stop(&pod, grace, StopCause::Delete) {
                 self.remove(name, &pod.dir, &pod.request.labels);
             }
             return Ok(());
@@ -552,7 +600,7 @@ impl Inner {
             pods.keys().cloned().collect()
         };
         for (name, shim) in lock(&self.shims).iter() {
-            if selector_matches(selector, &shim.labels) {
+            if selector_matches(selector, &shim.request.labels) {
                 out.push(shim.last.clone());
             }
             mine.insert(name.clone());
@@ -581,18 +629,11 @@ impl Inner {
             let obs = match cached {
                 Some(obs) => obs,
                 None => {
+                    // Unreadable: not a pod (or one being created), skipped.
                     let Some(record) = store::read_record(&dir) else {
                         continue;
                     };
-                    if self.shim.is_some() && self.respawn_if_unstarted(&dir, &record) {
-                        // Accepted by an executor that died before starting its shim: it
-                        // runs now (reported as recorded, `Pending`).
-                        if selector_matches(selector, &record.observation.labels) {
-                            out.push(record.observation.clone());
-                        }
-                        continue;
-                    }
-                    let (obs, settled) = store::foreign_observation(&dir, &record, now);
+                    let (obs, settled) = self.adopt(&dir, record, now);
                     if settled {
                         lock(&self.foreign).insert(name, (meta.ino(), obs.clone()));
                     }
@@ -662,7 +703,7 @@ async fn run_pod(inner: Arc<Inner>, pod: Arc<Pod>) {
         let (inner, pod) = (Arc::clone(&inner), Arc::clone(&pod));
         tokio::spawn(async move {
             inner.clock.sleep_until(created + d).await;
-            inner.request_stop(&pod, None, true);
+            inner.request_stop(&pod, None, StopCause::Deadline);
         })
     });
     let mut sidecars = Vec::new();
@@ -938,6 +979,10 @@ fn finish_pod(inner: &Inner, pod: &Pod) {
         let mut st = lock(&pod.state);
         let exceeded = st.deadline_exceeded;
         observe::finish(&mut st.obs, &pod.plan.restart_policy, exceeded, now);
+        if st.shut_down && st.obs.phase == PodPhase::Failed && st.obs.reason.is_empty() {
+            st.obs.reason = observe::SHUT_DOWN.to_owned();
+            st.obs.message = observe::SHUT_DOWN_MESSAGE.to_owned();
+        }
         (st.obs.clone(), st.obs.deleting)
     };
     if !deleting {
@@ -946,6 +991,7 @@ fn finish_pod(inner: &Inner, pod: &Pod) {
             observation: &obs,
             owner: inner.owner,
             shim: inner.hosted,
+            shim_mode: inner.hosted,
         };
         if let Err(e) = store::write_record(&pod.dir, &record) {
             tracing::warn!(pod = %pod.request.name, error = %e, "cannot record the pod's end");
@@ -1016,6 +1062,50 @@ pub(crate) struct StopRequest {
 /// The file a stop request is written to, in the pod directory.
 pub(crate) const STOP_FILE: &str = "stop.json";
 
+/// The file a shim's standard error is appended to, in the pod directory.
+pub(crate) const SHIM_LOG: &str = "shim.log";
+
+/// How often the pods of other processes are looked at for the watchers (shim mode).
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Writes `stop.json` atomically.
+fn write_stop_request(
+    dir: &Path,
+    name: &str,
+    grace: Option<chrono::Duration>,
+) -> Result<(), LocalError> {
+    let request = StopRequest {
+        grace_millis: grace.map(|g| g.num_milliseconds()),
+    };
+    let bytes = serde_json::to_vec(&request).map_err(|source| LocalError::Encode {
+        pod: name.to_owned(),
+        source,
+    })?;
+    let tmp = dir.join(".stop.json.tmp");
+    fs::write(&tmp, bytes).map_err(|e| LocalError::io("write", &tmp, e))?;
+    let path = dir.join(STOP_FILE);
+    fs::rename(&tmp, &path).map_err(|e| LocalError::io("replace", &path, e))
+}
+
+/// Sends SIGTERM to a shim if it is still that process.
+fn signal_shim(shim: Owner) {
+    if shim.is_alive()
+        && let Ok(pid) = i32::try_from(shim.pid)
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}
+
+/// The last line a shim wrote to its log (its error, when it failed), shortened.
+fn shim_log_tail(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join(SHIM_LOG)).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
+    Some(match line.char_indices().nth(500) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    })
+}
+
 /// Shim mode, the executor's side: starting shims, following them, stopping them, and
 /// following the pods of shims started by other executor processes.
 impl Inner {
@@ -1035,20 +1125,21 @@ impl Inner {
                 observation: &obs,
                 owner: self.owner,
                 shim: false,
+                shim_mode: true,
             },
         )?;
-        self.spawn_shim(command, &request.name, dir, obs)
+        self.spawn_shim(command, request, dir, obs)
     }
 
     /// Starts the shim of an accepted pod and follows it.
     fn spawn_shim(
         self: &Arc<Self>,
         command: &ShimCommand,
-        name: &str,
+        request: PodRequest,
         dir: &Path,
         obs: PodObservation,
     ) -> Result<(), LocalError> {
-        let log_path = dir.join("shim.log");
+        let log_path = dir.join(SHIM_LOG);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1063,29 +1154,32 @@ impl Inner {
             // Its own process group: a signal to the runner's group (Ctrl-C in a terminal,
             // a service manager stopping the runner) does not reach the pod.
             .process_group(0)
+            // The shim outlives this executor: that is its purpose.
             .kill_on_drop(false);
         let mut child = cmd
             .spawn()
             .map_err(|e| LocalError::io("start the shim", &command.program, e))?;
         let stdout = child.stdout.take();
+        // The child is not reaped before `follow_shim` waits for it: its pid is its own.
+        let process = child.id().map(|pid| Owner {
+            pid,
+            start_time: store::start_time(pid).unwrap_or(0),
+        });
+        let name = request.name.clone();
         {
             let mut shims = lock(&self.shims);
             shims.insert(
-                name.to_owned(),
+                name.clone(),
                 ShimPod {
-                    labels: obs.labels.clone(),
+                    request,
                     last: obs.clone(),
-                    pid: child.id(),
+                    process,
+                    stop_requested: false,
                 },
             );
             self.publish(&obs);
         }
-        tokio::spawn(Arc::clone(self).follow_shim(
-            name.to_owned(),
-            dir.to_path_buf(),
-            child,
-            stdout,
-        ));
+        tokio::spawn(Arc::clone(self).follow_shim(name, dir.to_path_buf(), child, stdout));
         Ok(())
     }
 
@@ -1116,114 +1210,172 @@ impl Inner {
             }
         }
         let status = child.wait().await;
+        // Removed under the lock `stop_shim` writes the stop request under: either the stop
+        // request is seen here, or `delete` finds no shim of this executor for the pod.
         let Some(shim) = lock(&self.shims).remove(&name) else {
             return;
         };
-        let stop_requested = dir.join(STOP_FILE).exists();
-        let record = store::read_record(&dir);
-        match record {
-            None if !dir.exists() => {
-                // Deleted: the shim stopped the pod and removed its directory.
-                self.broadcast(&shim.labels, || WatchEvent::Deleted { name: name.clone() });
-            }
-            Some(r) if r.shim && r.owner.is_alive() => {
-                // Another shim runs the pod (started by another executor): it is followed
-                // as another process's pod.
-            }
-            _ if stop_requested => {
-                // Deleted before its shim could act on it: nothing of the pod may be left.
-                for g in store::live_groups(&dir) {
-                    process::signal_group(g, Signal::SIGKILL);
-                }
-                self.remove(&name, &dir, &shim.labels);
-            }
-            Some(r) if r.observation.phase.is_terminal() => {
-                if r.observation != shim.last {
-                    self.publish(&r.observation);
-                }
-            }
-            record => {
-                // The shim ended without recording how the pod ended.
-                let now = self.clock.now();
-                let why = match &status {
-                    Ok(s) => {
-                        format!("the pod's shim exited ({s}) before recording how the pod ended")
-                    }
-                    Err(e) => format!("the pod's shim could not be waited for: {e}"),
-                };
-                let mut obs = record.map_or_else(|| shim.last.clone(), |r| r.observation);
-                store::mark_lost(&mut obs, &why, now);
-                if let Some(r) = store::read_record(&dir) {
-                    let _ = store::write_record(
-                        &dir,
-                        &store::PodRecordRef {
-                            request: &r.request,
-                            observation: &obs,
-                            owner: self.owner,
-                            shim: true,
-                        },
-                    );
-                }
-                for g in store::live_groups(&dir) {
-                    process::signal_group(g, Signal::SIGKILL);
-                }
-                tracing::warn!(pod = %name, reason = %why, "pod lost with its shim");
-                self.publish(&obs);
-            }
+        let labels = &shim.request.labels;
+        if !dir.exists() {
+            // Deleted: the shim stopped the pod and removed its directory.
+            self.broadcast(labels, || WatchEvent::Deleted { name: name.clone() });
+            return;
         }
+        let record = store::load_record(&dir);
+        let other = match &record {
+            Ok(r) if r.shim && r.owner.is_alive() => Some(r.owner),
+            _ => None,
+        };
+        let locked_out = status
+            .as_ref()
+            .is_ok_and(|s| s.code() == Some(i32::from(crate::shim::EXIT_ANOTHER_SHIM)));
+        if other.is_some() || locked_out {
+            // Another shim runs the pod (started by another executor): it is followed as
+            // another process's pod, and told to stop if this executor was.
+            if shim.stop_requested
+                && let Some(other) = other
+            {
+                signal_shim(other);
+            }
+            return;
+        }
+        if shim.stop_requested {
+            // Deleted, and the shim ended without removing the pod (it was killed before it
+            // could act on the request): nothing of the pod may be left.
+            for g in store::live_groups(&dir) {
+                process::signal_group(g, Signal::SIGKILL);
+            }
+            self.remove(&name, &dir, labels);
+            return;
+        }
+        if let Ok(r) = &record
+            && r.observation.phase.is_terminal()
+        {
+            if r.observation != shim.last {
+                self.publish(&r.observation);
+            }
+            return;
+        }
+        // The shim ended without recording how the pod ended.
+        let now = self.clock.now();
+        let mut why = match &status {
+            Ok(s) => format!("the pod's shim exited ({s}) before recording how the pod ended"),
+            Err(e) => format!("the pod's shim could not be waited for ({e})"),
+        };
+        if let Some(tail) = shim_log_tail(&dir) {
+            why = format!("{why}: {tail}");
+        }
+        let mut obs = match record {
+            Ok(r) => r.observation,
+            Err(_) => shim.last.clone(),
+        };
+        // Its processes may live on, unobserved: their outcome is lost either way.
+        for g in store::live_groups(&dir) {
+            process::signal_group(g, Signal::SIGKILL);
+        }
+        store::mark_lost(&mut obs, &why, now);
+        let written = store::write_record(
+            &dir,
+            &store::PodRecordRef {
+                request: &shim.request,
+                observation: &obs,
+                owner: self.owner,
+                shim: false,
+                shim_mode: true,
+            },
+        );
+        if let Err(e) = written {
+            tracing::warn!(pod = %name, error = %e, "cannot record the pod's end");
+        }
+        tracing::warn!(pod = %name, reason = %why, "pod lost with its shim");
+        self.publish(&obs);
     }
 
     /// Asks the shim of a pod (this executor's or another's) to stop it. `false` when no
     /// shim runs the pod.
     fn stop_shim(&self, name: &str, grace: Option<chrono::Duration>) -> Result<bool, LocalError> {
         let dir = self.pods_dir.join(name);
-        let own = lock(&self.shims).get(name).and_then(|s| s.pid);
-        let pid = match own {
-            Some(pid) => pid,
-            None => match store::read_record(&dir) {
-                Some(r) if r.shim && r.owner.is_alive() && !r.observation.phase.is_terminal() => {
-                    r.owner.pid
+        {
+            let mut shims = lock(&self.shims);
+            if let Some(shim) = shims.get_mut(name) {
+                // Under the lock: `follow_shim` sees the request if the shim has ended.
+                write_stop_request(&dir, name, grace)?;
+                shim.stop_requested = true;
+                if let Some(process) = shim.process {
+                    signal_shim(process);
                 }
-                _ => return Ok(false),
-            },
-        };
-        let request = StopRequest {
-            grace_millis: grace.map(|g| g.num_milliseconds()),
-        };
-        let bytes = serde_json::to_vec(&request).map_err(|source| LocalError::Encode {
-            pod: name.to_owned(),
-            source,
-        })?;
-        let tmp = dir.join(".stop.json.tmp");
-        fs::write(&tmp, bytes).map_err(|e| LocalError::io("write", &tmp, e))?;
-        let path = dir.join(STOP_FILE);
-        fs::rename(&tmp, &path).map_err(|e| LocalError::io("replace", &path, e))?;
-        let Ok(pid) = i32::try_from(pid) else {
-            return Ok(false);
-        };
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
-        Ok(true)
+                return Ok(true);
+            }
+        }
+        match store::read_record(&dir) {
+            Some(r) if r.shim && r.owner.is_alive() && !r.observation.phase.is_terminal() => {
+                write_stop_request(&dir, name, grace)?;
+                signal_shim(r.owner);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
-    /// A pod accepted by an executor that died before starting its shim: starts one for it
-    /// (the shim's lock keeps a second one from running it). Returns whether it did.
-    fn respawn_if_unstarted(self: &Arc<Self>, dir: &Path, record: &PodRecord) -> bool {
+    /// What to report for a pod this executor does not run nor follow, and whether that
+    /// can no longer change.
+    ///
+    /// A pod accepted in shim mode by an executor that is gone, whose shim has not recorded
+    /// itself: if a shim holds the pod's lock, it has just started and is reported as
+    /// recorded; if none does, the shim never started (the executor died first), and an
+    /// executor in shim mode starts one now (reported as recorded, `Pending`). Any other
+    /// pod is reported as its record and processes say.
+    fn adopt(
+        self: &Arc<Self>,
+        dir: &Path,
+        record: PodRecord,
+        now: Timestamp,
+    ) -> (PodObservation, bool) {
+        if self.unstarted(dir, &record) {
+            match store::try_lock_pod(dir) {
+                Ok(None) => return (record.observation, false),
+                Ok(Some(pod_lock)) => {
+                    if self.start_unstarted(dir, pod_lock) {
+                        return (record.observation, false);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        store::foreign_observation(dir, &record, now)
+    }
+
+    /// Whether a record is that of a pod accepted in shim mode by another executor, now
+    /// gone, and not (yet) run by a shim.
+    fn unstarted(&self, dir: &Path, r: &PodRecord) -> bool {
+        r.shim_mode
+            && !r.shim
+            && r.owner != self.owner
+            && !r.observation.phase.is_terminal()
+            && !r.owner.is_alive()
+            && !dir.join(STOP_FILE).exists()
+    }
+
+    /// Starts the shim of a pod accepted in shim mode by an executor that died before
+    /// starting it, holding the pod's lock (so no shim runs it). Returns whether it did.
+    fn start_unstarted(
+        self: &Arc<Self>,
+        dir: &Path,
+        pod_lock: nix::fcntl::Flock<fs::File>,
+    ) -> bool {
         let Some(command) = self.shim.clone() else {
             return false;
         };
-        if record.shim
-            || record.owner == self.owner
-            || record.owner.is_alive()
-            || record.observation.phase.is_terminal()
-            || dir.join(STOP_FILE).exists()
-        {
-            return false;
-        }
-        let name = record.request.name.clone();
-        if lock(&self.shims).contains_key(&name) {
+        let record = match store::read_record(dir) {
+            Some(r) if self.unstarted(dir, &r) => r,
+            _ => return false,
+        };
+        if lock(&self.shims).contains_key(&record.request.name) {
             return true;
         }
-        // Claimed first, so that other executors see a live owner.
+        // Claimed under the lock: the record names this process (alive), so no other
+        // executor starts a shim too; the lock is let go for the shim started here (a
+        // shim retries a lock held this briefly).
         let claimed = store::write_record(
             dir,
             &store::PodRecordRef {
@@ -1231,18 +1383,26 @@ impl Inner {
                 observation: &record.observation,
                 owner: self.owner,
                 shim: false,
+                shim_mode: true,
             },
         );
+        drop(pod_lock);
         if claimed.is_err() {
             return false;
         }
+        let name = record.request.name.clone();
         tracing::info!(pod = %name, "starting the shim of a pod accepted by an executor that exited first");
-        self.spawn_shim(&command, &name, dir, record.observation.clone())
-            .is_ok()
+        match self.spawn_shim(&command, record.request, dir, record.observation) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "cannot start the pod's shim");
+                false
+            }
+        }
     }
 
     /// Starts (once) the task that follows pods run by other processes' shims, for the
-    /// watchers.
+    /// watchers; it ends when the last watcher is gone.
     fn ensure_poller(self: &Arc<Self>) {
         use std::sync::atomic::Ordering;
         if self.polling.swap(true, Ordering::SeqCst) {
@@ -1261,13 +1421,15 @@ impl Inner {
                     }
                 }
                 inner.poll_once(&mut known);
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(POLL_INTERVAL).await;
             }
         });
     }
 
-    /// One pass over the pods that neither this executor nor a shim it follows runs.
+    /// One pass over the pods that neither this executor nor a shim it follows runs:
+    /// `Applied` for those whose `pod.json` changed, `Deleted` for those gone.
     fn poll_once(self: &Arc<Self>, known: &mut HashMap<String, Polled>) {
+        use std::os::unix::fs::DirEntryExt as _;
         let Ok(entries) = fs::read_dir(&self.pods_dir) else {
             return;
         };
@@ -1285,26 +1447,56 @@ impl Inner {
             if lock(&self.pods).contains_key(&name) || lock(&self.shims).contains_key(&name) {
                 continue;
             }
+            // A pod whose outcome is settled changes no more, unless its directory is
+            // replaced (deleted, and a pod of that name started again): no `stat` for it.
+            let dir_ino = entry.ino();
+            if known
+                .get(&name)
+                .is_some_and(|p| p.settled && p.dir_ino == dir_ino)
+            {
+                continue;
+            }
             let dir = entry.path();
             let Ok(meta) = fs::metadata(dir.join("pod.json")) else {
                 continue;
             };
             let key = (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.len());
-            if let Some(p) = known.get(&name)
-                && p.key == key
-                && p.settled
-            {
+            // The record of a live shim is current while unchanged; without one, the pod's
+            // processes are looked at every time.
+            if known.get(&name).is_some_and(|p| {
+                p.key == key && p.dir_ino == dir_ino && p.shim.is_some_and(|s| s.is_alive())
+            }) {
                 continue;
             }
             let Some(record) = store::read_record(&dir) else {
                 continue;
             };
-            let (obs, settled) = store::foreign_observation(&dir, &record, now);
+            let shim = (record.shim && record.owner.is_alive()).then_some(record.owner);
+            let (obs, settled) = self.adopt(&dir, record, now);
             let changed = known.get(&name).is_none_or(|p| p.obs != obs);
             if changed {
-                self.publish(&obs);
+                // Under the watchers' lock, after checking that the pod still exists: a
+                // deletion (`remove`) renames the directory before it sends `Deleted` under
+                // that lock, so `Applied` never follows `Deleted`.
+                let watchers = lock(&self.watchers);
+                if dir.exists() {
+                    for w in watchers.iter() {
+                        if selector_matches(&w.selector, &obs.labels) {
+                            let _ = w.tx.send(Ok(WatchEvent::Applied(Box::new(obs.clone()))));
+                        }
+                    }
+                }
             }
-            known.insert(name, Polled { key, settled, obs });
+            known.insert(
+                name,
+                Polled {
+                    dir_ino,
+                    key,
+                    settled,
+                    shim,
+                    obs,
+                },
+            );
         }
         known.retain(|name, p| {
             if seen.contains(name) {
@@ -1326,9 +1518,14 @@ impl Inner {
 /// What the poller last saw of another process's pod.
 #[derive(Debug)]
 struct Polled {
+    /// The pod directory's inode.
+    dir_ino: u64,
     /// `pod.json`'s inode, modification time and length.
     key: (u64, i64, i64, u64),
     /// The observation can no longer change.
     settled: bool,
+    /// The shim that wrote the record, alive when it was read: the record is current while
+    /// it is unchanged and the shim lives.
+    shim: Option<Owner>,
     obs: PodObservation,
 }

@@ -51,9 +51,11 @@
 //! | `adoption` | yes | pods recorded on disk by another executor or an earlier process are listed (and, in shim mode, followed to their real end) |
 //! | `hostname` | no | there is no UTS namespace; `HOSTNAME` is set in the environment instead |
 //!
-//! All timers (restart back-off, grace periods, `activeDeadlineSeconds`) and every timestamp
-//! in an observation come from the [`Clock`](batch_core::clock::Clock) given to
-//! [`LocalExecutor::with_clock`], so tests can drive them with a `ManualClock`.
+//! In-process (the default [`Supervisor`]), all timers (restart back-off, grace periods,
+//! `activeDeadlineSeconds`) and every timestamp in an observation come from the
+//! [`Clock`](batch_core::clock::Clock) given to [`LocalExecutor::with_clock`], so tests can
+//! drive them with a `ManualClock`. In shim mode the shims use the system clock; every
+//! capability above is the same in both modes.
 //!
 //! # What a container gets
 //!
@@ -97,48 +99,81 @@
 //! # On disk
 //!
 //! The executor's [root](LocalExecutorConfig::root) holds `pods/<pod>/` for each pod:
-//! `pod.json` (the request and the latest recorded observation, written atomically when the
-//! pod is accepted and when it ends, nothing in between), `pids` (the process groups
-//! started), `logs/<container>.log`, `scratch/`, and `volumes/<volume>/`. Another
-//! executor on the same root (another process, such as `batch logs JOB`) lists these pods
-//! and reads their logs. A recorded pod that is not finished is reported as recorded while
-//! its executor or processes live (`Running` while processes of it run); once its executor
-//! is gone and none of its processes are left it is reported `Failed` with reason
-//! `ExecutorLost`, its unfinished containers as `ContainerStatusUnknown` with exit code 137.
-//! Deleting a pod removes its directory.
+//! `pod.json` (the request, the latest recorded observation and the process that runs the
+//! pod, written atomically: in-process when the pod is accepted and when it ends, nothing in
+//! between; in shim mode on every change), `pids` (the process groups started),
+//! `logs/<container>.log`, `scratch/`, and `volumes/<volume>/`; in shim mode also
+//! `shim.log` (the shim's standard error) and, once the pod is deleted, `stop.json`.
+//! Another executor on the same root (another process, such as `batch logs JOB`) lists
+//! these pods and reads their logs. A recorded pod that is not finished is reported as
+//! recorded while its executor (or shim) or processes live (`Running` while processes of it
+//! run); once they are all gone it is reported `Failed` with reason `ExecutorLost`, its
+//! unfinished containers as `ContainerStatusUnknown` with exit code 137. Deleting a pod
+//! removes its directory.
 //!
 //! # Shim mode
 //!
-//! With [`Supervisor::Shim`] (what `batch run` uses) each pod runs under a **shim**: a small
-//! process of its own ([`shim::run`]; `batch __shim <dir>` or `batch-local-shim <dir>`),
-//! started in its own process group, that owns the pod's processes. The executor stays
-//! what it was for the runner — `start`, `delete`, `list`, `watch`, `logs` behave exactly as
-//! in-process (the whole conformance suite passes in both modes) — but the pod no longer
-//! depends on the executor's process:
+//! With [`Supervisor::Shim`] each pod runs under a **shim**: a small process of its own
+//! ([`shim::run`], for example this crate's `batch-local-shim <pod-dir>` binary, or a
+//! hidden subcommand of the program embedding the executor, as `batch run` does with
+//! `batch __shim <pod-dir>`) that owns the pod's processes, as a container engine's shim
+//! does. The executor behaves as in-process for its user —
+//! `start`, `delete`, `list`, `watch` and `logs` report the same things, and the shared
+//! conformance suite passes in both modes — but the pod no longer depends on the
+//! executor's process:
 //!
 //! ```text
-//! runner + executor ──spawn──▶ shim (flock on the pod dir) ─ ──▶ container process groups
-//!        ▲                        │ every change: pod.json (atomic) + a JSON line on stdout
-//!        └────────── stdout ──────┘
+//! executor (runner) ──spawn, own process group──▶ shim ──▶ container process groups
+//!      ▲    │                                      │  flock on pods/<pod>/
+//!      │    └── delete: stop.json + SIGTERM ──────▶│  every change: pod.json (atomic)
+//!      └──────────── one JSON line per change ─────┘  (stdout, a pipe)
 //! ```
 //!
-//! - **The runner dies** (SIGKILL, OOM, a crash): the shims go on, run the pods to their end
-//!   (restarts, sidecars, deadlines included) and record every change and the final exit
-//!   codes in `pod.json`. A new executor on the same root lists them with their real state
-//!   (`Running`, then `Succeeded`/`Failed` with exit codes) and its `watch` follows them (it
-//!   polls the pods of other processes every 100 ms); `delete` reaches their shims.
-//! - **A pod accepted just before the runner died** (its `pod.json` written, its shim not yet
-//!   started) is started by the next executor that lists it, not reported failed; a lock on
-//!   the pod directory keeps two shims from running one pod.
+//! - **Starting** a pod reserves its directory, records it in `pod.json` (`Pending`) and
+//!   starts `program args… <pod-dir>` (see [`ShimCommand`]) in its own process group, with
+//!   standard input `/dev/null`, standard output a pipe to the executor and standard error
+//!   appended to `shim.log`. That is the whole cost: one more process per pod, no polling
+//!   for the executor's own pods (its watchers get the shim's lines as they come). The shim
+//!   takes an exclusive `flock` on the pod directory for its whole life, runs the pod with
+//!   the in-process engine (on the system clock) and records every change in `pod.json`
+//!   (owner: the shim) before reporting it on its standard output; it exits once the pod's
+//!   end is recorded.
+//! - **The runner dies** (SIGKILL of it or of its process group, Ctrl-C, OOM, a crash):
+//!   the shims go on, run their pods to the end (restarts, sidecars, deadlines included)
+//!   and record every change and the final exit codes. A new executor on the same root
+//!   lists the pods with their real state (`Running`, then `Succeeded`/`Failed` with the
+//!   containers' exit codes), its `watch` follows them (while it has watchers, it reads the
+//!   `pod.json` of other processes' pods that changed, every 100 ms: `Applied` on change,
+//!   `Deleted` when a directory disappears), and its `delete` reaches their shims.
+//! - **A pod accepted just before the runner died** (recorded, its shim never started) is
+//!   not reported failed: the next executor in shim mode that lists or watches it takes the
+//!   pod's lock, claims the pod in `pod.json` and starts its shim. The lock (a shim that
+//!   finds it held by another shim exits, status 3) keeps two shims from running one pod.
 //! - **Deletion**: the executor writes the grace period to `stop.json` and sends SIGTERM to
-//!   the shim, which stops the pod gracefully (SIGTERM to its processes, SIGKILL at the end of
-//!   the grace period) and removes the pod directory.
-//! - **The shim dies** (killed on its own): its pod's outcome is lost, as with a container
-//!   runtime whose shim is killed; the pod is reported `Failed` with reason `ExecutorLost`
-//!   once none of its processes remain (before that, `Running`).
+//!   the shim (only while it is the recorded process: same pid and start time); the shim
+//!   stops the pod gracefully (SIGTERM to its processes, SIGKILL at the end of the grace
+//!   period), removes the pod directory and exits; watchers get `Deleted`. If no shim runs
+//!   the pod, the executor stops what is left of its processes and removes the directory
+//!   itself.
+//! - **A SIGTERM to the shim without a deletion** (someone's `kill`, a system shutdown)
+//!   stops the pod with its own grace period and records its end: `Failed`, reason
+//!   `Terminated` (unless every container succeeded); the record stays.
+//! - **The shim dies** (killed on its own, or it cannot read `pod.json`): its pod's outcome
+//!   is lost, as with a container engine whose shim is killed. The executor that started
+//!   the shim kills what is left of the pod at once and reports the pod `Failed`, reason
+//!   `ExecutorLost`, with a message that says the shim exited, how, and the last line of
+//!   `shim.log` (for example why `pod.json` could not be used); it records that end. Another
+//!   executor reports such a pod `Running` while processes of it are left, then `Failed`
+//!   (`ExecutorLost`).
 //! - A shim whose pod directory disappears (removed by hand) kills the pod and exits.
-//! - Cost: one more process per pod (a few milliseconds to start), and timers on the system
-//!   clock (an injected [`Clock`](batch_core::clock::Clock) only drives in-process pods).
+//!
+//! Limits: timers (restart back-off, grace periods, `activeDeadlineSeconds`) are on the
+//! system clock, measured by the shim (an injected [`Clock`](batch_core::clock::Clock) only
+//! drives in-process pods), and the pod's `created_at` is when its shim started it. Other
+//! processes see changes of a pod up to 100 ms late, and do not see that it is being
+//! deleted (`deleting`) until its directory is gone. The executor's process and the shims
+//! must be able to signal each other (the same user). An in-process executor on the same
+//! root reports a pod whose shim never started as lost (it cannot start shims).
 //!
 //! # Differences from Kubernetes
 //!
@@ -181,14 +216,18 @@
 //! # Tests
 //!
 //! `cargo test -p batch-executor-local` runs this crate's behaviour tests
-//! (`tests/local.rs`, real `sh`, `true`, `false`, `sleep` processes) and the shared
-//! conformance suite of batch-core (`tests/conformance.rs`, one test per case;
-//! `cargo test -p batch-executor-local --test conformance`). Cases needing a capability
-//! this machine lacks (for example a writable memory cgroup) print `SKIP`.
+//! (`tests/local.rs`, real `sh`, `true`, `false`, `sleep` processes), the shared
+//! conformance suite of batch-core in-process on a manual clock (`tests/conformance.rs`,
+//! one test per case; `cargo test -p batch-executor-local --test conformance`) and in shim
+//! mode on the system clock (`--test conformance_shim`, about 35 s: restart back-offs take
+//! real time), and the shim-mode tests (`tests/shim.rs`: a runner process killed with
+//! SIGKILL and its pods adopted by a new executor, a shim that never started, a corrupt
+//! `pod.json`, a killed shim). Cases needing a capability this machine lacks (for example a
+//! writable memory cgroup) print `SKIP`.
 //!
 //! # Minimum supported Rust version
 //!
-//! The workspace's `rust-version` (currently 1.88); raising it is a minor version change.
+//! The workspace's `rust-version` (currently 1.89); raising it is a minor version change.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cgroup;

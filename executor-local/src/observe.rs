@@ -16,6 +16,12 @@ pub(crate) const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 /// Pod message when `activeDeadlineSeconds` passed (the kubelet's text).
 pub(crate) const DEADLINE_MESSAGE: &str =
     "Pod was active on the node longer than the specified deadline";
+/// Pod reason when its shim was told to stop it without deleting it (SIGTERM without a stop
+/// request), as the kubelet's for pods stopped by a node shutdown.
+pub(crate) const SHUT_DOWN: &str = "Terminated";
+/// Pod message with [`SHUT_DOWN`].
+pub(crate) const SHUT_DOWN_MESSAGE: &str =
+    "the pod's shim received SIGTERM without a deletion and stopped the pod";
 /// Pod reason when the executor that ran a pod exited before recording its outcome.
 pub(crate) const EXECUTOR_LOST: &str = "ExecutorLost";
 

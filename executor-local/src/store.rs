@@ -2,8 +2,11 @@
 //! latest recorded observation, written atomically), `pids` (the process groups started for
 //! the pod), `logs/<container>.log`, `scratch/` and `volumes/`.
 //!
-//! `pod.json` is written when the pod is accepted and when it reaches a terminal phase;
-//! nothing in between, to keep the cost per pod low.
+//! In-process, `pod.json` is written when the pod is accepted and when it reaches a terminal
+//! phase, nothing in between, to keep the cost per pod low. In shim mode the shim rewrites it
+//! on every change of the pod (it is the only way others learn them), and the pod directory
+//! also holds `shim.log` (the shim's standard error) and, once the pod is deleted,
+//! `stop.json` (the grace period the shim stops it with).
 
 use std::fs;
 use std::io::{self, Write};
@@ -33,6 +36,11 @@ pub(crate) struct PodRecord {
     /// shim started).
     #[serde(default)]
     pub(crate) shim: bool,
+    /// The pod was accepted in shim mode: a shim runs it (or is to run it). A pod accepted
+    /// in shim mode whose shim never started is started by the next executor that lists
+    /// it; an in-process pod never is.
+    #[serde(default)]
+    pub(crate) shim_mode: bool,
 }
 
 /// `pod.json` as written (borrowing, so writing needs no copy of the request).
@@ -47,6 +55,8 @@ pub(crate) struct PodRecordRef<'a> {
     pub(crate) owner: Owner,
     /// The owner is the pod's shim.
     pub(crate) shim: bool,
+    /// The pod was accepted in shim mode.
+    pub(crate) shim_mode: bool,
 }
 
 /// A process, identified across pid reuse by its start time.
@@ -69,18 +79,64 @@ impl Owner {
         }
     }
 
-    /// Whether the process still runs (and is the same process).
+    /// Whether the process still runs (and is the same process). A process that has exited
+    /// and not been reaped yet (a zombie) does not run.
     pub(crate) fn is_alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start_time)
+        proc_stat(self.pid).is_some_and(|s| s.start_time == self.start_time && s.runs())
     }
+}
+
+/// The fields of `/proc/<pid>/stat` this crate uses.
+#[derive(Debug, Clone, Copy)]
+struct ProcStat {
+    /// The state letter (`R`, `S`, `Z`, …).
+    state: char,
+    /// The process group.
+    pgid: i64,
+    /// The start time in clock ticks since boot.
+    start_time: u64,
+}
+
+impl ProcStat {
+    /// Not a zombie (exited, not reaped) nor dead.
+    fn runs(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(stat: &str) -> Option<ProcStat> {
+    // The command name (field 2) may contain spaces; the fields after it are plain.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
 }
 
 /// The start time of a process, from `/proc/<pid>/stat`.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; the fields after it are plain.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    proc_stat(pid).map(|s| s.start_time)
+}
+
+/// Whether a process group has a member that runs (not a zombie): a scan of `/proc`.
+fn group_runs(pgid: i32) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        // No /proc to look in: only the group's existence can be checked.
+        return killpg(Pid::from_raw(pgid), None).is_ok();
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(proc_stat)
+            .is_some_and(|s| s.pgid == i64::from(pgid) && s.runs())
+    })
 }
 
 /// The pod directories under `root`.
@@ -103,8 +159,26 @@ pub(crate) fn write_record(dir: &Path, record: &PodRecordRef<'_>) -> Result<(), 
 /// Reads `pod.json`; `None` when it is missing or unreadable (a pod being created, or a
 /// directory that is not a pod).
 pub(crate) fn read_record(dir: &Path) -> Option<PodRecord> {
-    let bytes = fs::read(dir.join("pod.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    load_record(dir).ok()
+}
+
+/// Reads `pod.json`, saying what is wrong with it when it cannot be used.
+pub(crate) fn load_record(dir: &Path) -> Result<PodRecord, String> {
+    let path = dir.join("pod.json");
+    let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not a pod record: {e}", path.display()))
+}
+
+/// Takes the exclusive lock that the shim of a pod holds for its whole life (a `flock` on
+/// the pod directory itself), without waiting: `Ok(None)` when another process holds it.
+pub(crate) fn try_lock_pod(dir: &Path) -> io::Result<Option<nix::fcntl::Flock<fs::File>>> {
+    let file = fs::File::open(dir)?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(io::Error::from(e)),
+    }
 }
 
 /// Appends a started process group to the pod's `pids` file.
@@ -128,11 +202,14 @@ pub(crate) fn live_groups(dir: &Path) -> Vec<i32> {
             let pgid: u32 = parts.next()?.parse().ok()?;
             let start: u64 = parts.next()?.parse().ok()?;
             let pgid_i = i32::try_from(pgid).ok()?;
-            // The leader may be gone while other members live: then only the group's
-            // existence can be checked.
-            let alive = match start_time(pgid) {
-                Some(s) => s == start,
-                None => killpg(Pid::from_raw(pgid_i), None).is_ok(),
+            // The leader may be gone (or a zombie nobody reaps) while other members live:
+            // then the group's members are looked for. (A pid is not reused while a group
+            // of that id exists: a leader's pid that names another process means the group
+            // is gone.)
+            let alive = match proc_stat(pgid) {
+                Some(s) if s.start_time != start => false,
+                Some(s) if s.runs() => true,
+                _ => group_runs(pgid_i),
             };
             alive.then_some(pgid_i)
         })
@@ -162,11 +239,19 @@ pub(crate) fn foreign_observation(
     if record.owner.is_alive() {
         return (obs, false);
     }
-    let why = format!(
-        "the executor process (pid {}) that ran this pod exited before recording how it \
-         ended, and none of its processes remain; the containers' exit status is unknown",
-        record.owner.pid
-    );
+    let why = if record.shim {
+        format!(
+            "the pod's shim (pid {}) exited before recording how the pod ended, and none of \
+             its processes remain; the containers' exit status is unknown",
+            record.owner.pid
+        )
+    } else {
+        format!(
+            "the executor process (pid {}) that ran this pod exited before recording how it \
+             ended, and none of its processes remain; the containers' exit status is unknown",
+            record.owner.pid
+        )
+    };
     mark_lost(&mut obs, &why, now);
     (obs, true)
 }
@@ -212,5 +297,16 @@ mod tests {
             start_time: me.start_time + 1,
         };
         assert!(!other.is_alive());
+    }
+
+    #[test]
+    fn stat_lines_give_state_group_and_start_time_and_zombies_do_not_run() {
+        let line = "4242 (a (weird) name) Z 1 4240 4240 0 -1 4194564 0 0 0 0 0 0 0 0 20 0 1 0 \
+                    987654 0 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.state, s.pgid, s.start_time), ('Z', 4240, 987_654));
+        assert!(!s.runs());
+        assert!(parse_stat(&line.replace(" Z ", " S ")).unwrap().runs());
+        assert!(parse_stat("garbage").is_none());
     }
 }
