@@ -36,7 +36,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::job::{ContainerState, ObservedPod, PodCondition, PodCreate, PodPhase};
-use crate::model::{ConditionStatus, EnvVar, Job, PodSpec, PodTemplateSpec, Timestamp};
+use crate::model::{ConditionStatus, Container, EnvVar, Job, PodSpec, PodTemplateSpec, Timestamp};
 use crate::validation::ValidationErrors;
 
 /// Label on every pod: the owning Job's name.
@@ -176,6 +176,100 @@ impl PodRequest {
                 .ok_or_else(|| format!("unsupported fieldRef path {path:?}")),
         }
     }
+
+    /// The container's variables in order, as the kubelet computes them: a literal value may
+    /// refer to variables defined before it as `$(NAME)`; `fieldRef` values are resolved against
+    /// the pod. A later definition of a name replaces an earlier one.
+    ///
+    /// # Errors
+    ///
+    /// A `valueFrom` other than a `fieldRef` this pod can resolve (the message names the
+    /// variable).
+    pub fn container_env(&self, c: &Container) -> Result<Vec<(String, String)>, String> {
+        let mut vars: Vec<(String, String)> = Vec::with_capacity(c.env.len());
+        for e in &c.env {
+            let value = match (&e.value, &e.value_from) {
+                (Some(v), _) if !v.is_empty() => {
+                    let found =
+                        |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                    expand_vars(v, found)
+                }
+                (_, Some(from)) => match &from.field_ref {
+                    Some(f) => self
+                        .field_ref(&f.field_path)
+                        .map_err(|err| format!("env {:?}: {err}", e.name))?,
+                    None => {
+                        return Err(format!(
+                            "env {:?}: only valueFrom.fieldRef is supported",
+                            e.name
+                        ));
+                    }
+                },
+                _ => String::new(),
+            };
+            match vars.iter_mut().find(|(k, _)| *k == e.name) {
+                Some(slot) => slot.1 = value,
+                None => vars.push((e.name.clone(), value)),
+            }
+        }
+        Ok(vars)
+    }
+}
+
+/// Expands `$(VAR)` references the way Kubernetes does (`third_party/forked/golang/expansion`):
+/// `$$` is a literal `$`, a reference to an unknown variable is left as written, and an
+/// unterminated `$(` is kept. Executors apply it to `command`, `args` and `env` values.
+///
+/// ```
+/// use batch_core::executor::expand_vars;
+/// let vars = |name: &str| (name == "N").then(|| "3".to_owned());
+/// assert_eq!(expand_vars("n=$(N) $(X) $$(N)", vars), "n=3 $(X) $(N)");
+/// ```
+pub fn expand_vars(input: &str, mapping: impl Fn(&str) -> Option<String>) -> String {
+    let bytes = input.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut checkpoint = 0;
+    let mut cursor = 0;
+    while cursor < bytes.len() {
+        if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
+            out.extend_from_slice(&bytes[checkpoint..cursor]);
+            let rest = &bytes[cursor + 1..];
+            let advance = match rest[0] {
+                b'$' => {
+                    out.push(b'$');
+                    1
+                }
+                b'(' => match rest.iter().position(|&b| b == b')') {
+                    Some(close) => {
+                        let name = String::from_utf8_lossy(&rest[1..close]);
+                        match mapping(&name) {
+                            Some(v) => out.extend_from_slice(v.as_bytes()),
+                            None => {
+                                out.extend_from_slice(b"$(");
+                                out.extend_from_slice(name.as_bytes());
+                                out.push(b')');
+                            }
+                        }
+                        close + 1
+                    }
+                    None => {
+                        out.extend_from_slice(b"$(");
+                        1
+                    }
+                },
+                other => {
+                    out.push(b'$');
+                    out.push(other);
+                    1
+                }
+            };
+            cursor += advance;
+            checkpoint = cursor + 1;
+        }
+        cursor += 1;
+    }
+    out.extend_from_slice(&bytes[checkpoint.min(bytes.len())..]);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How a container took part in its pod.
@@ -689,6 +783,31 @@ impl<E: Executor + ?Sized> ExecutorExt for E {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn expansion_follows_kubernetes_rules() {
+        let m = lookup(&[("A", "1"), ("B", "two")]);
+        assert_eq!(expand_vars("$(A)-$(B)", &m), "1-two");
+        assert_eq!(expand_vars("$$(A)", &m), "$(A)");
+        assert_eq!(expand_vars("$$$(A)", &m), "$1");
+        assert_eq!(expand_vars("$(MISSING)", &m), "$(MISSING)");
+        assert_eq!(expand_vars("$(A", &m), "$(A");
+        assert_eq!(expand_vars("a$", &m), "a$");
+        assert_eq!(expand_vars("$x$(A)", &m), "$x1");
+        assert_eq!(expand_vars("é$(B)ü", &m), "étwoü");
+        assert_eq!(expand_vars("", &m), "");
+        assert_eq!(expand_vars("$()", &m), "$()");
+        assert_eq!(expand_vars("kill -9 $$$$; exit", &m), "kill -9 $$; exit");
+        assert_eq!(expand_vars("$$$$", &m), "$$");
+    }
 
     fn assert_object_safe(_: &dyn Executor) {}
 

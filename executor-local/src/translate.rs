@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use batch_core::executor::{ContainerKind, PodRequest};
+use batch_core::executor::{ContainerKind, PodRequest, expand_vars};
 use batch_core::model::{Container, ContainerRestartPolicy, PodTemplateSpec, RestartPolicy};
 use batch_core::validation::{FieldError, FieldPath, ValidationErrors};
 
@@ -163,7 +163,7 @@ fn launch(
     scratch: &Path,
     hostname: &str,
 ) -> Result<Launch, StartProblem> {
-    let vars = container_env(pod, c).map_err(|message| StartProblem {
+    let vars = pod.container_env(c).map_err(|message| StartProblem {
         exit_code: EXIT_START_FAILED,
         message: format!("container {:?}: {message}", c.name),
     })?;
@@ -177,7 +177,7 @@ fn launch(
         .command
         .iter()
         .chain(c.args.iter())
-        .map(|s| expand(s, lookup))
+        .map(|s| expand_vars(s, lookup))
         .collect();
     if c.command.is_empty() {
         return Err(StartProblem {
@@ -190,7 +190,7 @@ fn launch(
         });
     }
     let memory_limit = match c.resources.as_ref().and_then(|r| r.limits.get("memory")) {
-        Some(q) => Some(parse_quantity(&q.0).map_err(|e| StartProblem {
+        Some(q) => Some(q.value().map_err(|e| StartProblem {
             exit_code: EXIT_START_FAILED,
             message: format!("container {:?}: memory limit {:?}: {e}", c.name, q.0),
         })?),
@@ -209,155 +209,6 @@ fn launch(
         working_dir,
         memory_limit,
     })
-}
-
-/// The container's variables in order, as the kubelet computes them: a literal value may
-/// refer to variables defined before it as `$(NAME)`; `fieldRef` values are resolved against
-/// the pod. A later definition of a name replaces an earlier one.
-fn container_env(pod: &PodRequest, c: &Container) -> Result<Vec<(String, String)>, String> {
-    let mut vars: Vec<(String, String)> = Vec::with_capacity(c.env.len());
-    for e in &c.env {
-        let value = match (&e.value, &e.value_from) {
-            (Some(v), _) if !v.is_empty() => {
-                let found =
-                    |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-                expand(v, found)
-            }
-            (_, Some(from)) => match &from.field_ref {
-                Some(f) => pod
-                    .field_ref(&f.field_path)
-                    .map_err(|err| format!("env {:?}: {err}", e.name))?,
-                None => {
-                    return Err(format!(
-                        "env {:?}: only valueFrom.fieldRef is supported",
-                        e.name
-                    ));
-                }
-            },
-            _ => String::new(),
-        };
-        match vars.iter_mut().find(|(k, _)| *k == e.name) {
-            Some(slot) => slot.1 = value,
-            None => vars.push((e.name.clone(), value)),
-        }
-    }
-    Ok(vars)
-}
-
-/// Expands `$(VAR)` references the way Kubernetes does (`third_party/forked/golang/expansion`):
-/// `$$` is a literal `$`, a reference to an unknown variable is left as written, and an
-/// unterminated `$(` is kept.
-pub(crate) fn expand(input: &str, mapping: impl Fn(&str) -> Option<String>) -> String {
-    let bytes = input.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut checkpoint = 0;
-    let mut cursor = 0;
-    while cursor < bytes.len() {
-        if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
-            out.extend_from_slice(&bytes[checkpoint..cursor]);
-            let rest = &bytes[cursor + 1..];
-            let advance = match rest[0] {
-                b'$' => {
-                    out.push(b'$');
-                    1
-                }
-                b'(' => match rest.iter().position(|&b| b == b')') {
-                    Some(close) => {
-                        let name = String::from_utf8_lossy(&rest[1..close]);
-                        match mapping(&name) {
-                            Some(v) => out.extend_from_slice(v.as_bytes()),
-                            None => {
-                                out.extend_from_slice(b"$(");
-                                out.extend_from_slice(name.as_bytes());
-                                out.push(b')');
-                            }
-                        }
-                        close + 1
-                    }
-                    None => {
-                        out.extend_from_slice(b"$(");
-                        1
-                    }
-                },
-                other => {
-                    out.push(b'$');
-                    out.push(other);
-                    1
-                }
-            };
-            cursor += advance;
-            checkpoint = cursor + 1;
-        }
-        cursor += 1;
-    }
-    out.extend_from_slice(&bytes[checkpoint.min(bytes.len())..]);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses a Kubernetes quantity (`64Mi`, `1G`, `500M`, `1e9`, `1.5Gi`, `100m`) into a whole
-/// number, rounding up as Kubernetes' `Quantity.Value()` does.
-pub(crate) fn parse_quantity(text: &str) -> Result<u64, String> {
-    let s = text.trim();
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s.starts_with('-') {
-        return Err("a memory limit cannot be negative".to_owned());
-    }
-    let number_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(number_end);
-    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return Err("not a quantity".to_owned());
-    }
-    let digits = format!("{int_part}{frac_part}");
-    let mut mantissa: u128 = digits
-        .parse()
-        .map_err(|_| "not a quantity (too many digits)".to_owned())?;
-    let mut exp10: i32 = -i32::try_from(frac_part.len()).map_err(|_| "not a quantity")?;
-    let binary: u32 = match suffix {
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        "Ti" => 40,
-        "Pi" => 50,
-        "Ei" => 60,
-        _ => 0,
-    };
-    if binary == 0 {
-        exp10 += match suffix {
-            "" => 0,
-            "n" => -9,
-            "u" => -6,
-            "m" => -3,
-            "k" => 3,
-            "M" => 6,
-            "G" => 9,
-            "T" => 12,
-            "P" => 15,
-            "E" => 18,
-            _ => suffix
-                .strip_prefix(['e', 'E'])
-                .and_then(|e| e.parse::<i32>().ok())
-                .filter(|e| e.abs() <= 40)
-                .ok_or_else(|| format!("unknown suffix {suffix:?}"))?,
-        };
-    }
-    mantissa = mantissa
-        .checked_mul(1u128 << binary)
-        .ok_or("quantity too large")?;
-    let value = if exp10 >= 0 {
-        10u128
-            .checked_pow(exp10.unsigned_abs())
-            .and_then(|p| mantissa.checked_mul(p))
-            .ok_or("quantity too large")?
-    } else {
-        let p = 10u128
-            .checked_pow(exp10.unsigned_abs())
-            .ok_or("quantity too small")?;
-        mantissa.div_ceil(p)
-    };
-    u64::try_from(value).map_err(|_| "quantity too large".to_owned())
 }
 
 /// Resource limits the local executor accepts (`cpu` and `ephemeral-storage` are accepted
@@ -450,7 +301,7 @@ fn check_container(
                     KNOWN_LIMITS,
                 ));
             } else if name == "memory"
-                && let Err(e) = parse_quantity(&q.0)
+                && let Err(e) = q.value()
             {
                 errors.push(FieldError::invalid(limit_path, q.0.as_str(), e));
             }
@@ -506,46 +357,6 @@ mod tests {
 
     use super::*;
     use std::collections::BTreeMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn expansion_follows_kubernetes_rules() {
-        let m = lookup(&[("A", "1"), ("B", "two")]);
-        assert_eq!(expand("$(A)-$(B)", &m), "1-two");
-        assert_eq!(expand("$$(A)", &m), "$(A)");
-        assert_eq!(expand("$$$(A)", &m), "$1");
-        assert_eq!(expand("$(MISSING)", &m), "$(MISSING)");
-        assert_eq!(expand("$(A", &m), "$(A");
-        assert_eq!(expand("a$", &m), "a$");
-        assert_eq!(expand("$x$(A)", &m), "$x1");
-        assert_eq!(expand("é$(B)ü", &m), "étwoü");
-        assert_eq!(expand("", &m), "");
-        assert_eq!(expand("$()", &m), "$()");
-        assert_eq!(expand("kill -9 $$$$; exit", &m), "kill -9 $$; exit");
-        assert_eq!(expand("$$$$", &m), "$$");
-    }
-
-    #[test]
-    fn quantities_parse_as_kubernetes_values() {
-        assert_eq!(parse_quantity("64Mi").unwrap(), 64 << 20);
-        assert_eq!(parse_quantity("1G").unwrap(), 1_000_000_000);
-        assert_eq!(parse_quantity("500M").unwrap(), 500_000_000);
-        assert_eq!(parse_quantity("1e9").unwrap(), 1_000_000_000);
-        assert_eq!(parse_quantity("1.5Gi").unwrap(), 3 << 29);
-        assert_eq!(parse_quantity("100m").unwrap(), 1);
-        assert_eq!(parse_quantity("1024").unwrap(), 1024);
-        assert_eq!(parse_quantity("2k").unwrap(), 2000);
-        assert!(parse_quantity("-1Mi").is_err());
-        assert!(parse_quantity("12Q").is_err());
-        assert!(parse_quantity("").is_err());
-    }
 
     fn pod(yaml: &str) -> PodRequest {
         let spec = spec_from_json(yaml);

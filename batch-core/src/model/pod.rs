@@ -219,6 +219,102 @@ k8s_struct! {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Quantity(pub String);
 
+impl Quantity {
+    /// The quantity as a whole number, rounded up (Kubernetes' `Quantity.Value()`): bytes
+    /// for `memory` (`64Mi` → 67108864), cores for `cpu` (`500m` → 1).
+    ///
+    /// ```
+    /// use batch_core::model::Quantity;
+    /// assert_eq!(Quantity("1.5Gi".into()).value(), Ok(3 << 29));
+    /// assert!(Quantity("12Q".into()).value().is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Not a quantity, negative, or larger than `u64` (the message says which).
+    pub fn value(&self) -> Result<u64, String> {
+        parse_quantity(&self.0, 0)
+    }
+
+    /// The quantity in thousandths, rounded up (Kubernetes' `Quantity.MilliValue()`):
+    /// millicores for `cpu` (`500m` → 500, `2` → 2000).
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Quantity::value).
+    pub fn milli_value(&self) -> Result<u64, String> {
+        parse_quantity(&self.0, 3)
+    }
+}
+
+/// Parses a Kubernetes quantity (`64Mi`, `1G`, `500M`, `1e9`, `1.5Gi`, `100m`) into a whole
+/// number of units of `10^-extra_exp10`, rounding up as Kubernetes' `Quantity.Value()` and
+/// `MilliValue()` do.
+fn parse_quantity(text: &str, extra_exp10: i32) -> Result<u64, String> {
+    let s = text.trim();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.starts_with('-') {
+        return Err("a negative quantity is not allowed here".to_owned());
+    }
+    let number_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(number_end);
+    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err("not a quantity".to_owned());
+    }
+    let digits = format!("{int_part}{frac_part}");
+    let mut mantissa: u128 = digits
+        .parse()
+        .map_err(|_| "not a quantity (too many digits)".to_owned())?;
+    let mut exp10: i32 =
+        extra_exp10 - i32::try_from(frac_part.len()).map_err(|_| "not a quantity")?;
+    let binary: u32 = match suffix {
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        "Ti" => 40,
+        "Pi" => 50,
+        "Ei" => 60,
+        _ => 0,
+    };
+    if binary == 0 {
+        exp10 += match suffix {
+            "" => 0,
+            "n" => -9,
+            "u" => -6,
+            "m" => -3,
+            "k" => 3,
+            "M" => 6,
+            "G" => 9,
+            "T" => 12,
+            "P" => 15,
+            "E" => 18,
+            _ => suffix
+                .strip_prefix(['e', 'E'])
+                .and_then(|e| e.parse::<i32>().ok())
+                .filter(|e| e.abs() <= 40)
+                .ok_or_else(|| format!("unknown suffix {suffix:?}"))?,
+        };
+    }
+    mantissa = mantissa
+        .checked_mul(1u128 << binary)
+        .ok_or("quantity too large")?;
+    let value = if exp10 >= 0 {
+        10u128
+            .checked_pow(exp10.unsigned_abs())
+            .and_then(|p| mantissa.checked_mul(p))
+            .ok_or("quantity too large")?
+    } else {
+        let p = 10u128
+            .checked_pow(exp10.unsigned_abs())
+            .ok_or("quantity too small")?;
+        mantissa.div_ceil(p)
+    };
+    u64::try_from(value).map_err(|_| "quantity too large".to_owned())
+}
+
 impl fmt::Display for Quantity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -259,5 +355,33 @@ impl<'de> Deserialize<'de> for Quantity {
             }
         }
         d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn quantities_parse_as_kubernetes_values() {
+        let q = |s: &str| Quantity(s.to_owned()).value();
+        let milli = |s: &str| Quantity(s.to_owned()).milli_value();
+        assert_eq!(milli("500m").unwrap(), 500);
+        assert_eq!(milli("2").unwrap(), 2000);
+        assert_eq!(milli("0.1").unwrap(), 100);
+        assert_eq!(milli("1u").unwrap(), 1);
+        assert_eq!(q("64Mi").unwrap(), 64 << 20);
+        assert_eq!(q("1G").unwrap(), 1_000_000_000);
+        assert_eq!(q("500M").unwrap(), 500_000_000);
+        assert_eq!(q("1e9").unwrap(), 1_000_000_000);
+        assert_eq!(q("1.5Gi").unwrap(), 3 << 29);
+        assert_eq!(q("100m").unwrap(), 1);
+        assert_eq!(q("1024").unwrap(), 1024);
+        assert_eq!(q("2k").unwrap(), 2000);
+        assert!(q("-1Mi").is_err());
+        assert!(q("12Q").is_err());
+        assert!(q("").is_err());
     }
 }
