@@ -60,6 +60,7 @@ pub mod cronjob;
 pub mod defaults;
 pub mod executor;
 pub mod job;
+pub mod kubelet;
 pub mod loader;
 pub mod model;
 #[cfg(feature = "runtime")]

@@ -6,16 +6,13 @@
 use batch_core::executor::{
     ContainerKind, ContainerObservation, ContainerRunState, PodObservation, Terminated,
 };
-use batch_core::job::{PodCondition, PodPhase};
-use batch_core::model::{ConditionStatus, RestartPolicy, Timestamp};
+use batch_core::job::PodPhase;
+use batch_core::model::Timestamp;
 
 use crate::translate::{PodPlan, StartProblem};
 
-/// Pod reason when `activeDeadlineSeconds` passed.
-pub(crate) const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
-/// Pod message when `activeDeadlineSeconds` passed (the kubelet's text).
-pub(crate) const DEADLINE_MESSAGE: &str =
-    "Pod was active on the node longer than the specified deadline";
+pub(crate) use batch_core::kubelet::{finish, next_backoff, refresh, set_condition};
+
 /// Pod reason when its shim was told to stop it without deleting it (SIGTERM without a stop
 /// request), as the kubelet's for pods stopped by a node shutdown.
 pub(crate) const SHUT_DOWN: &str = "Terminated";
@@ -24,24 +21,6 @@ pub(crate) const SHUT_DOWN_MESSAGE: &str =
     "the pod's shim received SIGTERM without a deletion and stopped the pod";
 /// Pod reason when the executor that ran a pod exited before recording its outcome.
 pub(crate) const EXECUTOR_LOST: &str = "ExecutorLost";
-
-/// The kubelet's initial container restart backoff.
-pub(crate) const BACKOFF_INITIAL: chrono::Duration = chrono::Duration::seconds(10);
-/// The kubelet's maximum container restart backoff.
-pub(crate) const BACKOFF_MAX: chrono::Duration = chrono::Duration::seconds(300);
-
-/// The delay before the next restart of a container, given the previous delay (none before
-/// the first restart) and how long the last run lasted: 10 s, doubling, at most 5 min; a
-/// run of at least 10 min (twice the maximum) resets it, as in the kubelet.
-pub(crate) fn next_backoff(
-    previous: Option<chrono::Duration>,
-    ran_for: chrono::Duration,
-) -> chrono::Duration {
-    match previous {
-        Some(p) if ran_for < BACKOFF_MAX * 2 => (p * 2).min(BACKOFF_MAX),
-        _ => BACKOFF_INITIAL,
-    }
-}
 
 /// The observation of a pod just accepted: every container waiting.
 pub(crate) fn initial(
@@ -129,172 +108,13 @@ pub(crate) fn start_error(problem: &StartProblem, now: Timestamp) -> Terminated 
     }
 }
 
-/// Sets a condition, moving its transition time only when its status changes.
-pub(crate) fn set_condition(
-    conditions: &mut Vec<PodCondition>,
-    type_: &str,
-    status: bool,
-    now: Timestamp,
-) {
-    let status = if status {
-        ConditionStatus::True
-    } else {
-        ConditionStatus::False
-    };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) if c.status == status => {}
-        Some(c) => {
-            c.status = status;
-            c.last_transition_time = Some(now);
-        }
-        None => conditions.push(PodCondition {
-            type_: type_.to_owned(),
-            status,
-            reason: String::new(),
-            last_transition_time: Some(now),
-        }),
-    }
-}
-
-/// Recomputes the phase (non-terminal: the pod is still running), readiness and conditions
-/// after a container changed.
-pub(crate) fn refresh(obs: &mut PodObservation, policy: &RestartPolicy, now: Timestamp) {
-    if !obs.phase.is_terminal() {
-        // Terminal phases are reported once every process has ended (`finish`). Until then a
-        // pod whose regular init container failed (restartPolicy Never), and whose app
-        // containers never started, is still initializing: Pending, not Running.
-        let apps_started = obs.containers.iter().any(|c| {
-            c.kind == ContainerKind::App && !matches!(c.state, ContainerRunState::Waiting { .. })
-        });
-        obs.phase = match derive_phase(policy, &obs.containers, false) {
-            PodPhase::Pending => PodPhase::Pending,
-            PodPhase::Failed if !apps_started => PodPhase::Pending,
-            _ => PodPhase::Running,
-        };
-    }
-    let initialized = obs
-        .containers
-        .iter()
-        .filter(|c| c.kind == ContainerKind::Init)
-        .all(|c| c.terminated().is_some_and(|t| t.exit_code == 0))
-        && obs
-            .containers
-            .iter()
-            .filter(|c| c.kind == ContainerKind::Sidecar)
-            .all(|c| matches!(c.state, ContainerRunState::Running { .. }));
-    let apps_ready = obs
-        .containers
-        .iter()
-        .filter(|c| c.kind != ContainerKind::Init)
-        .all(|c| c.ready);
-    let ready = obs.phase == PodPhase::Running && apps_ready;
-    if initialized || obs.phase != PodPhase::Pending {
-        set_condition(&mut obs.conditions, "Initialized", true, now);
-    } else {
-        set_condition(&mut obs.conditions, "Initialized", false, now);
-    }
-    set_condition(&mut obs.conditions, "ContainersReady", ready, now);
-    set_condition(&mut obs.conditions, "Ready", ready, now);
-    obs.ready = ready;
-}
-
-/// Marks the pod finished: its final phase from its containers (every process has ended).
-pub(crate) fn finish(
-    obs: &mut PodObservation,
-    policy: &RestartPolicy,
-    deadline_exceeded: bool,
-    now: Timestamp,
-) {
-    for c in &mut obs.containers {
-        c.ready = false;
-    }
-    obs.phase = if deadline_exceeded {
-        obs.reason = DEADLINE_EXCEEDED.to_owned();
-        obs.message = DEADLINE_MESSAGE.to_owned();
-        PodPhase::Failed
-    } else {
-        derive_phase(policy, &obs.containers, true)
-    };
-    obs.finished_at = Some(now);
-    refresh(obs, policy, now);
-}
-
-/// The pod phase from its containers, as the kubelet's `getPhase` derives it. `finished`
-/// says every process of the pod has ended and none will restart (the app containers are
-/// done, or the pod was stopped).
-///
-/// Native sidecars never decide the phase. A regular init container that failed under
-/// `restartPolicy: Never` fails the pod. Once finished, the pod succeeded only if every app
-/// container exited 0.
-pub(crate) fn derive_phase(
-    policy: &RestartPolicy,
-    containers: &[ContainerObservation],
-    finished: bool,
-) -> PodPhase {
-    let init = containers.iter().filter(|c| c.kind == ContainerKind::Init);
-    let mut init_pending = false;
-    for c in init {
-        match c.terminated() {
-            Some(t) if t.exit_code == 0 => {}
-            Some(_) if *policy == RestartPolicy::Never => return PodPhase::Failed,
-            _ => init_pending = true,
-        }
-    }
-    let apps: Vec<&ContainerObservation> = containers
-        .iter()
-        .filter(|c| c.kind == ContainerKind::App)
-        .collect();
-    if finished {
-        let all_ok = !apps.is_empty()
-            && apps
-                .iter()
-                .all(|c| c.terminated().is_some_and(|t| t.exit_code == 0));
-        return if all_ok && !init_pending {
-            PodPhase::Succeeded
-        } else {
-            PodPhase::Failed
-        };
-    }
-    if init_pending {
-        return PodPhase::Pending;
-    }
-    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
-    for c in &apps {
-        match &c.state {
-            ContainerRunState::Running { .. } => running += 1,
-            ContainerRunState::Terminated(t) => {
-                stopped += 1;
-                if t.exit_code == 0 {
-                    succeeded += 1;
-                }
-            }
-            // A container waiting to restart counts as stopped, as in the kubelet.
-            _ if c.last_state.is_some() => stopped += 1,
-            _ => waiting += 1,
-        }
-    }
-    if waiting > 0 {
-        PodPhase::Pending
-    } else if running > 0 {
-        PodPhase::Running
-    } else if stopped > 0 {
-        match policy {
-            RestartPolicy::Never if stopped != succeeded => PodPhase::Failed,
-            RestartPolicy::Never | RestartPolicy::OnFailure if stopped == succeeded => {
-                PodPhase::Succeeded
-            }
-            _ => PodPhase::Running,
-        }
-    } else {
-        PodPhase::Pending
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use batch_core::kubelet::{DEADLINE_EXCEEDED, derive_phase};
+    use batch_core::model::{ConditionStatus, RestartPolicy};
     use chrono::TimeZone;
 
     fn t0() -> Timestamp {
