@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 /// How the Docker executor connects and what it allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-#[non_exhaustive]
 pub struct DockerExecutorConfig {
     /// The engine's address (`unix:///var/run/docker.sock`, `tcp://host:2375`); `None`:
     /// `DOCKER_HOST`, else the default socket.

@@ -85,6 +85,8 @@ struct Shared {
     obs: PodObservation,
     /// Deletion requested, with its grace period (`None`: the pod's).
     delete: Option<Option<chrono::Duration>>,
+    /// Removed from the engine and reported `Deleted`: the task ends.
+    gone: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -558,7 +560,13 @@ impl Inner {
         let mut stops: HashSet<String> = HashSet::new();
         let mut retry = Duration::from_millis(250);
         loop {
-            let delete = lock(&pod.shared).delete;
+            let (delete, gone) = {
+                let shared = lock(&pod.shared);
+                (shared.delete, shared.gone)
+            };
+            if gone {
+                return;
+            }
             let mut snapshot = match self.snapshot(&name).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -600,10 +608,7 @@ impl Inner {
             if delete.is_some() && step.finished.is_some() {
                 match self.remove_pod_objects(&name).await {
                     Ok(()) => {
-                        lock(&self.pods).remove(&name);
-                        self.broadcast(&pod.request.labels, || WatchEvent::Deleted {
-                            name: name.clone(),
-                        });
+                        self.forget(&pod);
                         return;
                     }
                     Err(e) => {
@@ -678,6 +683,11 @@ impl Inner {
                     }
                 }
             }
+            if lock(&pod.shared).gone {
+                // Removed while a container was being created: it goes too.
+                let _ = self.remove_pod_objects(&name).await;
+                return;
+            }
             if acted {
                 continue;
             }
@@ -695,6 +705,31 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// After its removal from the engine: the pod is forgotten and reported `Deleted`
+    /// (once).
+    fn forget(&self, pod: &PodHandle) {
+        {
+            let mut shared = lock(&pod.shared);
+            if shared.gone {
+                return;
+            }
+            shared.gone = true;
+        }
+        let name = &pod.request.name;
+        let mut pods = lock(&self.pods);
+        if pods
+            .get(name)
+            .is_some_and(|h| std::ptr::eq(Arc::as_ptr(h), pod))
+        {
+            pods.remove(name);
+        }
+        drop(pods);
+        self.broadcast(&pod.request.labels, || WatchEvent::Deleted {
+            name: name.clone(),
+        });
+        pod.notify.notify_one();
     }
 
     /// Whether another executor marked the pod deleted.
@@ -747,7 +782,11 @@ impl Inner {
             plan,
             created_at,
             notify: Notify::new(),
-            shared: Mutex::new(Shared { obs, delete }),
+            shared: Mutex::new(Shared {
+                obs,
+                delete,
+                gone: false,
+            }),
         });
         {
             let mut pods = lock(&self.pods);
@@ -954,6 +993,7 @@ impl Executor for DockerExecutor {
             shared: Mutex::new(Shared {
                 obs: obs.clone(),
                 delete: None,
+                gone: false,
             }),
         });
         {
@@ -977,7 +1017,15 @@ impl Executor for DockerExecutor {
                 .inspect_volume(&translate::record_volume(name))
                 .await
             {
-                Ok(v) => v,
+                Ok(v) if v.labels.get(EXECUTOR_LABEL) == Some(&inner.config.instance) => v,
+                // Another instance's pod: not this executor's to delete.
+                Ok(_) => {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        "delete",
+                        format!("no pod named {name:?}"),
+                    ));
+                }
                 Err(e) if status_of(&e) == Some(404) => {
                     return Err(Error::new(
                         ErrorKind::NotFound,
@@ -1024,6 +1072,16 @@ impl Executor for DockerExecutor {
             if let Err(e) = inner.docker.create_volume(marker).await {
                 // The deletion goes on in this process; only other executors miss it.
                 tracing::debug!(pod = %name, error = %e, "cannot record the deletion");
+            }
+        }
+        if grace.is_some_and(|g| g <= chrono::Duration::zero()) {
+            // No grace: the containers are killed and removed now (the engine does it in
+            // one call each), so nothing is left if this process ends right after.
+            match inner.remove_pod_objects(name).await {
+                Ok(()) => inner.forget(&handle),
+                Err(e) => {
+                    tracing::debug!(pod = %name, error = %e, "removal left to the pod's task")
+                }
             }
         }
         handle.notify.notify_one();
@@ -1107,6 +1165,7 @@ impl Executor for DockerExecutor {
                     .inspect_volume(&translate::record_volume(pod))
                     .await
                     .ok()
+                    .filter(|v| v.labels.get(EXECUTOR_LABEL) == Some(&inner.config.instance))
                     .and_then(|v| {
                         let r: PodRequest =
                             serde_json::from_str(v.labels.get(REQUEST_LABEL)?).ok()?;

@@ -542,6 +542,25 @@ impl Context {
             }
         });
         futures_util::future::join_all(deletes).await;
+        // Deleted pods go away: an executor whose pods outlive its process (an engine's
+        // containers) must not leave them behind.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let left: Vec<String> = match self.executor.list(&self.case_selector()).await {
+                Ok(pods) => pods.into_iter().map(|p| p.name).collect(),
+                Err(e) => panic!("{}: cleanup: list failed: {e}", self.case),
+            };
+            if left.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "{}: cleanup: pods still listed {:?} after being deleted: {left:?}",
+                    self.case, self.timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
