@@ -528,7 +528,12 @@ containers:
         );
         assert!(s.actions.is_empty(), "{:?}", s.actions);
         let done = ("setup", vec![ended(0, 0, 0, 1)]);
-        let s = step(&p, &snap(std::slice::from_ref(&done)), Stopping::default(), t(2));
+        let s = step(
+            &p,
+            &snap(std::slice::from_ref(&done)),
+            Stopping::default(),
+            t(2),
+        );
         assert_eq!(
             s.actions,
             vec![Action::Create {
