@@ -48,7 +48,9 @@
 //!   with the field's path.
 //! - **How the containers of a pod reach each other**: through their shared volumes. Each
 //!   container has its own network namespace on the configured
-//!   [network](DockerExecutorConfig::network) (`none` by default: nothing leaves the host);
+//!   [network](DockerExecutorConfig::network) (`none` by default: nothing leaves the host,
+//!   each container has its loopback only, and the engine's network stack is not used, see
+//!   docs/decisions/0008);
 //!   with `network: "host"` they all share the host's, so `localhost` works between them as
 //!   in a Kubernetes pod. There is no shared IPC or PID namespace.
 //! - **Images** follow `imagePullPolicy` (`Always` by default for an untagged or `:latest`

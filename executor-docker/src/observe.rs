@@ -111,7 +111,13 @@ pub(crate) fn run_state(inspect: &ContainerInspectResponse) -> RunState {
                     error
                 },
                 started_at,
-                finished_at,
+                // The engine stamps the start when its own bookkeeping is done and the end
+                // from the runtime's exit event: a program that ends at once can be recorded
+                // finished a few microseconds before it was recorded started.
+                finished_at: match (started_at, finished_at) {
+                    (Some(s), Some(f)) if f < s => Some(s),
+                    _ => finished_at,
+                },
             })
         }
     }
@@ -764,6 +770,18 @@ containers:
             panic!()
         };
         assert_eq!((t3.exit_code, t3.reason.as_str()), (3, "Error"));
+        // An instant program: the engine recorded its end 0.2 µs before its start.
+        let instant = inspect(
+            r#"{"Status":"exited","ExitCode":0,"StartedAt":"2026-01-01T00:00:01.0000003Z","FinishedAt":"2026-01-01T00:00:01.0000001Z"}"#,
+        );
+        let RunState::Ended(t4) = run_state(&instant) else {
+            panic!()
+        };
+        assert_eq!(
+            t4.finished_at, t4.started_at,
+            "never finished before it started"
+        );
+        assert!(t4.started_at.is_some());
         let live = inspect(r#"{"Status":"running","StartedAt":"2026-01-01T00:00:05Z"}"#);
         assert_eq!(run_state(&live), RunState::Running(Some(t(5))));
     }
