@@ -2,7 +2,10 @@
 # The whole test suite: every crate, every feature, unit + integration + doc tests,
 # and the examples are built. Installs what it needs first: the end-to-end tests run the
 # Kubernetes docs' examples as real processes, which need perl, python3 and bash; the
-# bundled SQLite of the state store needs a C compiler.
+# bundled SQLite of the state store needs a C compiler. The Docker executor's tests run on a
+# real engine: this script installs Debian's docker.io (and the static binaries the test images
+# are built from), starts a private dockerd for the run (scripts/docker.sh) and stops it by its
+# PID at the end; BATCH_TEST_REQUIRE_DOCKER=1 makes every Docker test fail, not skip, without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,14 @@ if ! perl -Mbignum=bpi -e 1 2>/dev/null; then
     echo "error: perl lacks the bignum module that the docs' job.yaml (pi) uses" >&2
     exit 1
 fi
+
+bash scripts/docker.sh install
+# A short path: a unix socket's path is limited to 108 bytes.
+dockerd_dir=$(mktemp -d /tmp/batch-dockerd.XXXXXX)
+trap 'bash scripts/docker.sh stop "$dockerd_dir"' EXIT
+bash scripts/docker.sh start "$dockerd_dir"
+export DOCKER_HOST="unix://$dockerd_dir/docker.sock"
+export BATCH_TEST_REQUIRE_DOCKER=1
 
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc
