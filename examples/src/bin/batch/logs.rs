@@ -17,7 +17,8 @@ pub(crate) struct Args {
     /// Only this container (default: every container, init containers first).
     #[arg(long, short = 'c', value_name = "NAME")]
     container: Option<String>,
-    /// The executor the Job ran on.
+    /// The executor the Job ran on: `local` (the default) or `docker` (the engine at
+    /// `DOCKER_HOST`, as for `batch run`).
     #[arg(long, default_value = "local", value_name = "EXECUTOR")]
     executor: String,
     /// The state directory given to `batch run` (same default).
@@ -43,7 +44,7 @@ pub(crate) fn run(args: &Args) -> u8 {
 
 async fn print_logs(args: &Args) -> u8 {
     let dir = crate::run::default_state_dir(args.state_dir.as_ref());
-    let executor = match crate::run::executor(&args.executor, dir.clone()) {
+    let executor = match crate::run::executor(&args.executor, dir.clone()).await {
         Ok(e) => e,
         Err(message) => {
             eprintln!("{message}");

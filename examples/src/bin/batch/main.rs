@@ -59,12 +59,13 @@ enum Command {
     /// CronJob is invalid or a rule is contradictory, 2 the file could not be read or parsed.
     Simulate(simulate::Args),
     /// Run the Jobs and CronJobs of a file for real, on local processes (the default
-    /// executor).
+    /// executor) or Docker containers (`--executor docker`).
     ///
     /// Shows live progress on a terminal, plain lines otherwise, or JSON lines with
     /// --output json (the `batch simulate` format, then one {"final":…} line per Job).
     /// Ctrl-C stops the pods gracefully. Exit status: 0 every Job completed, 1 a Job failed,
-    /// 2 the file could not be read or is invalid, 130 interrupted (CronJobs run until
+    /// 2 the file could not be read or is invalid (or the executor cannot be used, such as a
+    /// Docker engine that cannot be reached), 130 interrupted (CronJobs run until
     /// interrupted).
     Run(run::Args),
     /// Print the captured output of a Job's pods (from an earlier `batch run`).

@@ -10,6 +10,7 @@ use batch_core::executor::Executor;
 use batch_core::model::{CronJob, Job, JobConditionType, JobStatus, Manifest};
 use batch_core::runner::{CronJobHandle, JobHandle, RunEvent, RunEventKind, Runner};
 use batch_core::store::StateStore as _;
+use batch_executor_docker::{DockerExecutor, DockerExecutorConfig};
 use batch_executor_local::{LocalExecutor, LocalExecutorConfig, ShimCommand, Supervisor};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -21,7 +22,8 @@ pub(crate) struct Args {
     /// stdin.
     #[arg(value_name = "FILE")]
     file: String,
-    /// Where pods run: `local` (processes on this machine, the default).
+    /// Where pods run: `local` (processes on this machine, the default) or `docker`
+    /// (containers on the Docker engine at `DOCKER_HOST`, else the default socket).
     #[arg(long, default_value = "local", value_name = "EXECUTOR")]
     executor: String,
     /// Output: `text` (a live progress line on a terminal, plain lines otherwise) or `json`
@@ -52,8 +54,8 @@ enum Format {
     Text { live: bool },
 }
 
-/// Exit statuses: 0 every Job completed, 1 a Job failed, 2 unreadable or invalid input,
-/// 130 interrupted.
+/// Exit statuses: 0 every Job completed, 1 a Job failed, 2 unreadable or invalid input (or
+/// an executor that cannot be used), 130 interrupted.
 pub(crate) fn run(args: &Args) -> u8 {
     // Every runner decision is a `tracing` event; BATCH_LOG (e.g. `info`, `batch_core=debug`)
     // sends them to stderr.
@@ -143,8 +145,13 @@ pub(crate) fn default_state_dir(given: Option<&PathBuf>) -> PathBuf {
     data.join("batch")
 }
 
-/// Builds the executor chosen with `--executor`.
-pub(crate) fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executor>, String> {
+/// Builds the executor chosen with `--executor`; the error is the one line to print.
+///
+/// `docker` connects to the engine at `DOCKER_HOST` (else the default socket). Its pods are
+/// labelled with the state directory (the executor's
+/// [instance](batch_executor_docker::DockerExecutorConfig::instance)), so runs with
+/// different `--state-dir`s never see each other's pods, as with the local executor.
+pub(crate) async fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executor>, String> {
     match name {
         "local" => {
             // Each pod runs under a shim (this program, `batch __shim`), so pods outlive a
@@ -163,18 +170,37 @@ pub(crate) fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executo
                 .map(|e| Arc::new(e) as Arc<dyn Executor>)
                 .map_err(|e| format!("error: local executor: {e}"))
         }
-        "docker" | "k8s" | "k8s-cluster" => Err(format!(
-            "error: --executor {name}: not available in this release (use local)"
+        "docker" => {
+            let config = DockerExecutorConfig {
+                instance: docker_instance(&state_dir),
+                ..DockerExecutorConfig::default()
+            };
+            DockerExecutor::connect(config)
+                .await
+                .map(|e| Arc::new(e) as Arc<dyn Executor>)
+                // The message names the engine's address and the cause.
+                .map_err(|e| format!("error: docker executor: {}", e.message()))
+        }
+        "k8s" | "k8s-cluster" => Err(format!(
+            "error: --executor {name}: not available in this release (use local or docker)"
         )),
         other => Err(format!(
-            "error: --executor: unknown executor {other:?} (use local)"
+            "error: --executor: unknown executor {other:?} (use local or docker)"
         )),
     }
 }
 
+/// The Docker executor's instance for a state directory: its absolute path.
+fn docker_instance(state_dir: &std::path::Path) -> String {
+    std::path::absolute(state_dir)
+        .unwrap_or_else(|_| state_dir.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
 async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<CronJob>) -> u8 {
     let state_dir = default_state_dir(args.state_dir.as_ref());
-    let executor = match executor(&args.executor, state_dir.clone()) {
+    let executor = match executor(&args.executor, state_dir.clone()).await {
         Ok(e) => e,
         Err(message) => {
             eprintln!("{message}");
@@ -630,7 +656,15 @@ impl Printer {
                 }
             }
             Format::Text { .. } => {
-                if let Some(text) = text_line(event) {
+                let why = match &event.kind {
+                    RunEventKind::Evict { pod } => self
+                        .observation(&event.job, pod)
+                        .await
+                        .filter(|p| !p.reason.is_empty())
+                        .map(|p| (p.reason, p.message)),
+                    _ => None,
+                };
+                if let Some(text) = text_line(event, why) {
                     lines.push(text);
                 }
             }
@@ -645,21 +679,32 @@ impl Printer {
         }
     }
 
+    /// What the executor reports about a pod of a Job (None: gone, or not readable).
+    async fn observation(
+        &self,
+        job: &str,
+        pod: &str,
+    ) -> Option<batch_core::executor::PodObservation> {
+        let selector = batch_core::executor::LabelSelector::from([(
+            batch_core::executor::JOB_NAME_LABEL.to_owned(),
+            job.to_owned(),
+        )]);
+        self.executor
+            .list(&selector)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|p| p.name == pod)
+    }
+
     /// The output of every container of a pod that just ended.
     async fn log_lines(&self, pod: &str, event: &RunEvent) -> Vec<String> {
         let mut lines = Vec::new();
-        let selector = batch_core::executor::LabelSelector::from([(
-            batch_core::executor::JOB_NAME_LABEL.to_owned(),
-            event.job.clone(),
-        )]);
-        let containers: Vec<String> = match self.executor.list(&selector).await {
-            Ok(pods) => pods
-                .into_iter()
-                .find(|p| p.name == pod)
-                .map(|p| p.containers.into_iter().map(|c| c.name).collect())
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
+        let containers: Vec<String> = self
+            .observation(&event.job, pod)
+            .await
+            .map(|p| p.containers.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
         let t = event.t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         for container in containers {
             let Ok(bytes) = self.executor.logs(pod, &container).await else {
@@ -818,8 +863,9 @@ fn progress_text(h: &JobHandle) -> String {
     text
 }
 
-/// The plain-text form of an event (None: not shown in text output).
-fn text_line(event: &RunEvent) -> Option<String> {
+/// The plain-text form of an event (None: not shown in text output). `why` is the reason
+/// and message the executor gives for a pod that failed without an exit code.
+fn text_line(event: &RunEvent, why: Option<(String, String)>) -> Option<String> {
     let t = event.t.format("%H:%M:%S%.3f");
     let job = &event.job;
     let what = match &event.kind {
@@ -828,7 +874,16 @@ fn text_line(event: &RunEvent) -> Option<String> {
             None => format!("created pod {pod}"),
         },
         RunEventKind::Exit { pod, exit_code } => format!("pod {pod} exited with code {exit_code}"),
-        RunEventKind::Evict { pod } => format!("pod {pod} was evicted"),
+        RunEventKind::Evict { pod } => match why {
+            // For example an image that cannot be pulled, or a deadline.
+            Some((reason, message)) if message.is_empty() => {
+                format!("pod {pod} failed without an exit code ({reason})")
+            }
+            Some((reason, message)) => {
+                format!("pod {pod} failed without an exit code ({reason}: {message})")
+            }
+            None => format!("pod {pod} was evicted"),
+        },
         RunEventKind::Delete { pod } => format!("deleting pod {pod}"),
         RunEventKind::Condition {
             type_,
