@@ -1,13 +1,16 @@
 //! Runs the pods of batch Jobs on a Kubernetes cluster (kube).
 //!
-//! **Status: skeleton.** This crate reserves the name and layout of the K8s executor; the
-//! `Executor` trait it will implement lands in batch-core with the runner, and the
-//! implementation follows it. Nothing here starts pods yet.
+//! **Status: in progress.** [`convert`] turns batch-core's Jobs, CronJobs and their
+//! statuses into the Kubernetes API types of `k8s-openapi` and back, reporting any field
+//! the API types cannot hold. The executor itself (pod mode) and cluster mode are not
+//! written yet: nothing here starts pods.
 //!
 //! Planned layout (the same in every executor crate): `config.rs`, `executor.rs`,
 //! `translate.rs`, `observe.rs`, `error.rs`, and `tests/conformance.rs` running the shared
 //! conformance suite of `batch-core`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod convert;
 
 /// Configuration of the K8s executor. It has no settings yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
