@@ -104,7 +104,7 @@ fn convert<S: Serialize, T: Serialize + DeserializeOwned>(
 
 /// Appends to `out` the path of every field of `source` that `target` lacks. A `null` in
 /// the source is no loss (both sides read it as absent).
-fn missing_paths(source: &Value, target: &Value, path: &str, out: &mut Vec<String>) {
+pub(crate) fn missing_paths(source: &Value, target: &Value, path: &str, out: &mut Vec<String>) {
     match (source, target) {
         (Value::Object(s), Value::Object(t)) => {
             for (key, value) in s {
