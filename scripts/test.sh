@@ -6,6 +6,7 @@
 # real engine: this script installs Debian's docker.io (and the static binaries the test images
 # are built from), starts a private dockerd for the run (scripts/docker.sh) and stops it by its
 # PID at the end; BATCH_TEST_REQUIRE_DOCKER=1 makes every Docker test fail, not skip, without it.
+# Likewise a real kube-apiserver for the Kubernetes tests (BATCH_TEST_REQUIRE_K8S=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,10 +37,18 @@ fi
 bash scripts/docker.sh install
 # A short path: a unix socket's path is limited to 108 bytes.
 dockerd_dir=$(mktemp -d /tmp/batch-dockerd.XXXXXX)
-trap 'bash scripts/docker.sh stop "$dockerd_dir"' EXIT
+k8s_dir=$(mktemp -d /tmp/batch-k8s.XXXXXX)
+trap 'bash scripts/docker.sh stop "$dockerd_dir"; bash scripts/k8s.sh stop "$k8s_dir"' EXIT
 bash scripts/docker.sh start "$dockerd_dir"
 export DOCKER_HOST="unix://$dockerd_dir/docker.sock"
 export BATCH_TEST_REQUIRE_DOCKER=1
+
+# A real kube-apiserver (and the Job/CronJob controllers) for the Kubernetes executor's
+# tests, built once from Debian's kubernetes source package and cached (scripts/k8s.sh).
+bash scripts/k8s.sh install
+bash scripts/k8s.sh start "$k8s_dir"
+export KUBECONFIG="$k8s_dir/kubeconfig"
+export BATCH_TEST_REQUIRE_K8S=1
 
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc

@@ -1,0 +1,264 @@
+//! Pod mode: [`K8sExecutor`], the [`Executor`] that runs the core's pods on a cluster.
+
+use async_trait::async_trait;
+use batch_core::executor::{
+    Capabilities, Error, ErrorKind, Executor, LabelSelector, PodObservation, PodRequest, Result,
+    WatchEvent, WatchStream,
+};
+use batch_core::model::PodTemplateSpec;
+use batch_core::validation::{FieldError, FieldPath, ValidationErrors};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::runtime::watcher;
+
+use crate::translate;
+
+/// How the executor reaches the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct K8sExecutorConfig {
+    /// The namespace pods are created in; `None`: the kubeconfig context's (else `default`).
+    pub namespace: Option<String>,
+    /// The kubeconfig context; `None`: the current one (or the in-cluster config).
+    pub context: Option<String>,
+}
+
+/// Runs pods on a Kubernetes cluster through its API server: create, delete with the grace
+/// period, list and watch by labels, logs through `pods/log`.
+#[derive(Clone)]
+pub struct K8sExecutor {
+    pods: Api<Pod>,
+    namespace: String,
+}
+
+impl std::fmt::Debug for K8sExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K8sExecutor")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An API error as an executor error of `operation`.
+fn api_error(operation: &'static str, e: kube::Error) -> Error {
+    let (kind, transient) = match &e {
+        kube::Error::Api(status) => translate::error_kind(status.code),
+        // Connection refused, TLS, timeouts: the server may come back.
+        kube::Error::HyperError(_) | kube::Error::Service(_) => (ErrorKind::Unavailable, true),
+        _ => (ErrorKind::Other, false),
+    };
+    Error::new(kind, operation, e.to_string())
+        .with_transient(transient)
+        .with_source(e)
+}
+
+fn label_selector(selector: &LabelSelector) -> String {
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl K8sExecutor {
+    /// Connects with kube's config inference (`KUBECONFIG` or `~/.kube/config`, else the
+    /// in-cluster config), or the given context, and checks the server answers.
+    ///
+    /// # Errors
+    ///
+    /// No configuration, or the server cannot be reached (the message says which).
+    pub async fn connect(config: K8sExecutorConfig) -> Result<K8sExecutor> {
+        let unavailable = |what: String| Error::new(ErrorKind::Unavailable, "connect", what);
+        let kube_config = match &config.context {
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| unavailable(format!("no Kubernetes configuration: {e}")))?,
+            Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+                context: Some(context.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("kubeconfig context {context:?}: {e}")))?,
+        };
+        K8sExecutor::from_config(kube_config, config).await
+    }
+
+    /// Connects with the kubeconfig file at `path` (its current context, or the configured
+    /// one), and checks the server answers.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or has no such context, or the server cannot be reached.
+    pub async fn connect_with_kubeconfig(
+        path: &std::path::Path,
+        config: K8sExecutorConfig,
+    ) -> Result<K8sExecutor> {
+        let unavailable = |what: String| Error::new(ErrorKind::Unavailable, "connect", what);
+        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?;
+        let options = kube::config::KubeConfigOptions {
+            context: config.context.clone(),
+            ..Default::default()
+        };
+        let kube_config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?;
+        K8sExecutor::from_config(kube_config, config).await
+    }
+
+    async fn from_config(
+        kube_config: kube::Config,
+        config: K8sExecutorConfig,
+    ) -> Result<K8sExecutor> {
+        let namespace = config
+            .namespace
+            .clone()
+            .unwrap_or_else(|| kube_config.default_namespace.clone());
+        let server = kube_config.cluster_url.to_string();
+        let client = kube::Client::try_from(kube_config).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "connect",
+                format!("cannot build a client for {server}: {e}"),
+            )
+        })?;
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| api_error("connect", e).with_transient(true))?;
+        Ok(K8sExecutor {
+            pods: Api::namespaced(client, &namespace),
+            namespace,
+        })
+    }
+
+    /// The namespace the pods are created in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+#[async_trait]
+impl Executor for K8sExecutor {
+    fn name(&self) -> &str {
+        "k8s"
+    }
+
+    /// Everything: a kubelet does it all. Signals: the kubelet reports exit codes (the
+    /// `signal` field is seldom set), so `signals` is false as for Docker.
+    fn capabilities(&self) -> Capabilities {
+        let mut capabilities = Capabilities::all();
+        capabilities.signals = false;
+        capabilities
+    }
+
+    fn check_template(
+        &self,
+        template: &PodTemplateSpec,
+    ) -> std::result::Result<(), ValidationErrors> {
+        let value = serde_json::to_value(&template.spec).map_err(|e| {
+            ValidationErrors(vec![FieldError::invalid_without_value(
+                FieldPath::new("spec.template.spec"),
+                e.to_string(),
+            )])
+        })?;
+        let parsed: std::result::Result<k8s_openapi::api::core::v1::PodSpec, _> =
+            serde_path_to_error::deserialize(value.clone());
+        match parsed {
+            Err(e) => Err(ValidationErrors(vec![FieldError::invalid_without_value(
+                FieldPath::new(&format!("spec.template.spec.{}", e.path())),
+                e.inner().to_string(),
+            )])),
+            Ok(spec) => {
+                let back = serde_json::to_value(&spec).unwrap_or_default();
+                let mut dropped = Vec::new();
+                crate::convert::missing_paths(&value, &back, "spec.template.spec", &mut dropped);
+                if dropped.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ValidationErrors(
+                        dropped
+                            .into_iter()
+                            .map(|p| {
+                                FieldError::forbidden(
+                                    FieldPath::new(&p),
+                                    "a field the Kubernetes API does not know",
+                                )
+                            })
+                            .collect(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn start(&self, pod: PodRequest) -> Result<()> {
+        let object = translate::pod_for(&pod, &self.namespace)
+            .map_err(|e| Error::new(ErrorKind::InvalidRequest, "start", e))?;
+        self.pods
+            .create(&PostParams::default(), &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error("start", e))
+    }
+
+    async fn delete(&self, name: &str, grace: Option<chrono::Duration>) -> Result<()> {
+        let params = DeleteParams {
+            grace_period_seconds: grace
+                .map(|g| u32::try_from(g.num_seconds().max(0)).unwrap_or(u32::MAX)),
+            ..DeleteParams::default()
+        };
+        self.pods
+            .delete(name, &params)
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error("delete", e))
+    }
+
+    async fn list(&self, selector: &LabelSelector) -> Result<Vec<PodObservation>> {
+        let params = ListParams::default().labels(&label_selector(selector));
+        let pods = self
+            .pods
+            .list(&params)
+            .await
+            .map_err(|e| api_error("list", e))?;
+        Ok(pods.items.iter().map(translate::observe).collect())
+    }
+
+    /// kube's `watcher`: it resumes after a disconnect from the last resource version and
+    /// lists again on `410 Gone`; each of those problems is reported as an `Err` item (the
+    /// stream goes on).
+    async fn watch(&self, selector: &LabelSelector) -> Result<WatchStream> {
+        let config = watcher::Config::default().labels(&label_selector(selector));
+        let stream = watcher(self.pods.clone(), config).filter_map(|event| async move {
+            match event {
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                    Some(Ok(WatchEvent::Applied(Box::new(translate::observe(&pod)))))
+                }
+                Ok(watcher::Event::Delete(pod)) => Some(Ok(WatchEvent::Deleted {
+                    name: pod.metadata.name.unwrap_or_default(),
+                })),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "watch",
+                    e.to_string(),
+                )
+                .with_source(e))),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn logs(&self, pod: &str, container: &str) -> Result<Vec<u8>> {
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            ..LogParams::default()
+        };
+        self.pods
+            .logs(pod, &params)
+            .await
+            .map(String::into_bytes)
+            .map_err(|e| api_error("logs", e))
+    }
+}
