@@ -171,11 +171,12 @@ impl LocalExecutor {
         // executors: a shim must start in constant time, however many pods exist).
         if let Some(entries) = (!hosted).then(|| fs::read_dir(&pods_dir).ok()).flatten() {
             for entry in entries.flatten() {
-                if entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(".deleting-")
-                {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".deleting-") {
+                    remove_tree_in_background(entry.path());
+                } else if name.starts_with(STAGING_PREFIX) && is_stale(&entry) {
+                    // A pod whose start was interrupted before it was renamed into place.
                     remove_tree_in_background(entry.path());
                 }
             }
@@ -240,9 +241,12 @@ impl LocalExecutor {
         for (what, name) in names {
             check_name(what, name).map_err(|e| e.into_executor("start"))?;
         }
-        self.inner
-            .start_in(request, dir)
-            .map_err(|e| e.into_executor("start"))
+        let (plan, obs) = self
+            .inner
+            .record_in_process(&request, dir, dir)
+            .map_err(|e| e.into_executor("start"))?;
+        self.inner.start_in(request, dir, plan, obs);
+        Ok(())
     }
 
     /// Asks a hosted pod to stop (the shim received SIGTERM): deleted, or only stopped.
@@ -353,16 +357,50 @@ impl Inner {
             return Err(LocalError::AlreadyExists(request.name));
         }
         let dir = self.pods_dir.join(&request.name);
-        // Creating the directory reserves the name, across executors sharing the root.
-        if let Err(e) = fs::create_dir(&dir) {
-            return Err(match e.kind() {
-                io::ErrorKind::AlreadyExists => LocalError::AlreadyExists(request.name),
-                _ => LocalError::io("create", &dir, e),
-            });
+        if dir.exists() {
+            return Err(LocalError::AlreadyExists(request.name));
         }
+        // The pod's directory is made complete (its record written) under a staging name,
+        // then renamed into place: a process killed half-way leaves no record-less pod
+        // directory behind (a staging one, removed by the next executor), and the rename
+        // reserves the name across executors sharing the root (a directory cannot be renamed
+        // onto a non-empty one).
+        let staging = self.pods_dir.join(format!(
+            "{STAGING_PREFIX}{}-{}-{}",
+            std::process::id(),
+            STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            request.name
+        ));
+        fs::create_dir(&staging).map_err(|e| LocalError::io("create", &staging, e))?;
+        let prepared = match &self.shim {
+            Some(_) => self.record_for_shim(&request, &staging, &dir),
+            None => self.record_in_process(&request, &staging, &dir),
+        };
+        let prepared = prepared.and_then(|prepared| match fs::rename(&staging, &dir) {
+            Ok(()) => Ok(prepared),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Err(LocalError::AlreadyExists(request.name.clone()))
+            }
+            Err(e) => Err(LocalError::io("create", &dir, e)),
+        });
+        let (plan, obs) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
         let result = match &self.shim {
-            Some(command) => self.start_shim(command, request, &dir),
-            None => self.start_in(request, &dir),
+            Some(command) => self.spawn_shim(command, request, &dir, obs),
+            None => {
+                self.start_in(request, &dir, plan, obs);
+                Ok(())
+            }
         };
         if result.is_err() {
             let _ = fs::remove_dir_all(&dir);
@@ -370,11 +408,19 @@ impl Inner {
         result
     }
 
-    fn start_in(self: &Arc<Self>, request: PodRequest, dir: &Path) -> Result<(), LocalError> {
+    /// Writes the record of a pod to run in this process into `staging` (its directory to
+    /// be, `dir`, is what the plan refers to; a shim hosting a pod records into `dir`
+    /// itself).
+    fn record_in_process(
+        &self,
+        request: &PodRequest,
+        staging: &Path,
+        dir: &Path,
+    ) -> Result<(translate::PodPlan, PodObservation), LocalError> {
         for sub in ["logs", "scratch"] {
-            let p = dir.join(sub);
-            // Not `create_dir_all`: a shim must not bring back a pod directory removed
-            // meanwhile (the pod was deleted).
+            let p = staging.join(sub);
+            // Not `create_dir_all`: a shim (which records into the pod's own directory) must
+            // not bring back a pod directory removed meanwhile (the pod was deleted).
             match fs::create_dir(&p) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                     return Err(LocalError::io("create", &p, e));
@@ -382,19 +428,51 @@ impl Inner {
                 _ => {}
             }
         }
-        let plan = translate::plan(&request, dir);
-        let now = self.clock.now();
-        let obs = observe::initial(&request, &plan, now);
+        let plan = translate::plan(request, dir);
+        let obs = observe::initial(request, &plan, self.clock.now());
         store::write_record(
-            dir,
+            staging,
             &store::PodRecordRef {
-                request: &request,
+                request,
                 observation: &obs,
                 owner: self.owner,
                 shim: self.hosted,
                 shim_mode: self.hosted,
             },
         )?;
+        Ok((plan, obs))
+    }
+
+    /// Writes the record of a pod to run under a shim into `staging`.
+    fn record_for_shim(
+        &self,
+        request: &PodRequest,
+        staging: &Path,
+        dir: &Path,
+    ) -> Result<(translate::PodPlan, PodObservation), LocalError> {
+        let plan = translate::plan(request, dir);
+        let obs = observe::initial(request, &plan, self.clock.now());
+        store::write_record(
+            staging,
+            &store::PodRecordRef {
+                request,
+                observation: &obs,
+                owner: self.owner,
+                shim: false,
+                shim_mode: true,
+            },
+        )?;
+        Ok((plan, obs))
+    }
+
+    /// Runs a recorded pod in this process.
+    fn start_in(
+        self: &Arc<Self>,
+        request: PodRequest,
+        dir: &Path,
+        plan: translate::PodPlan,
+        obs: PodObservation,
+    ) {
         let pod = Arc::new(Pod {
             dir: dir.to_path_buf(),
             plan,
@@ -414,7 +492,6 @@ impl Inner {
             self.publish(&st.obs);
         }
         tokio::spawn(run_pod(Arc::clone(self), pod));
-        Ok(())
     }
 
     /// Publishes a pod's current observation (call with the pod's state locked, so that
@@ -1034,6 +1111,24 @@ fn make_volumes(volumes: &[VolumePlan]) -> Result<(), String> {
     Ok(())
 }
 
+/// The name prefix of a pod directory being prepared (renamed into place once its record
+/// is written).
+const STAGING_PREFIX: &str = ".creating-";
+
+/// Makes staging names unique within this process.
+static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether a staging directory was abandoned: untouched for a minute (preparing one takes
+/// milliseconds).
+fn is_stale(entry: &fs::DirEntry) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
+}
+
 /// Removes a directory tree on tokio's blocking pool (inline outside a runtime).
 fn remove_tree_in_background(dir: PathBuf) {
     let remove = move || {
@@ -1109,28 +1204,6 @@ fn shim_log_tail(dir: &Path) -> Option<String> {
 /// Shim mode, the executor's side: starting shims, following them, stopping them, and
 /// following the pods of shims started by other executor processes.
 impl Inner {
-    /// Accepts a pod and starts its shim.
-    fn start_shim(
-        self: &Arc<Self>,
-        command: &ShimCommand,
-        request: PodRequest,
-        dir: &Path,
-    ) -> Result<(), LocalError> {
-        let plan = translate::plan(&request, dir);
-        let obs = observe::initial(&request, &plan, self.clock.now());
-        store::write_record(
-            dir,
-            &store::PodRecordRef {
-                request: &request,
-                observation: &obs,
-                owner: self.owner,
-                shim: false,
-                shim_mode: true,
-            },
-        )?;
-        self.spawn_shim(command, request, dir, obs)
-    }
-
     /// Starts the shim of an accepted pod and follows it.
     fn spawn_shim(
         self: &Arc<Self>,
