@@ -10,7 +10,7 @@ use batch_core::validation::{FieldError, FieldPath, ValidationErrors};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::translate;
 
@@ -29,6 +29,47 @@ pub struct K8sExecutorConfig {
 pub struct K8sExecutor {
     pods: Api<Pod>,
     namespace: String,
+    capabilities: Capabilities,
+    version: ServerVersion,
+}
+
+/// The API server's version (`major.minor`; a provider suffix such as `20+` is ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion {
+    /// The major version (1).
+    pub major: u32,
+    /// The minor version.
+    pub minor: u32,
+}
+
+impl ServerVersion {
+    /// The version an `/version` answer states (0.0 when it cannot be read).
+    pub fn of(info: &k8s_openapi::apimachinery::pkg::version::Info) -> ServerVersion {
+        let number = |s: &str| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0)
+        };
+        ServerVersion {
+            major: number(&info.major),
+            minor: number(&info.minor),
+        }
+    }
+
+    /// Native sidecars (init containers with `restartPolicy: Always`): on by default from
+    /// 1.29 (the `SidecarContainers` gate was alpha, off, in 1.28). Older servers drop the
+    /// field, and the sidecar would run as an init container that never ends.
+    pub fn has_native_sidecars(self) -> bool {
+        (self.major, self.minor) >= (1, 29)
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
 }
 
 impl std::fmt::Debug for K8sExecutor {
@@ -39,8 +80,55 @@ impl std::fmt::Debug for K8sExecutor {
     }
 }
 
+/// A client from kube's config inference (or the kubeconfig file at `path`) and the
+/// configured context, and the namespace to use (the configured one, else the context's).
+pub(crate) async fn connect_client(
+    path: Option<&std::path::Path>,
+    config: &K8sExecutorConfig,
+) -> Result<(kube::Client, String, String)> {
+    let unavailable = |what: String| Error::new(ErrorKind::Unavailable, "connect", what);
+    let options = kube::config::KubeConfigOptions {
+        context: config.context.clone(),
+        ..Default::default()
+    };
+    let kube_config = match (path, &config.context) {
+        (Some(path), _) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?
+        }
+        (None, None) => kube::Config::infer()
+            .await
+            .map_err(|e| unavailable(format!("no Kubernetes configuration: {e}")))?,
+        (None, Some(context)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| unavailable(format!("kubeconfig context {context:?}: {e}")))?,
+    };
+    let namespace = config
+        .namespace
+        .clone()
+        .unwrap_or_else(|| kube_config.default_namespace.clone());
+    let server = kube_config.cluster_url.to_string();
+    let client = kube::Client::try_from(kube_config)
+        .map_err(|e| unavailable(format!("cannot build a client for {server}: {e}")))?;
+    Ok((client, namespace, server))
+}
+
+/// A connection error naming the server it was for.
+pub(crate) fn at_server(e: Error, server: &str) -> Error {
+    let transient = e.is_transient();
+    Error::new(
+        e.kind(),
+        "connect",
+        format!("cannot reach the API server at {server}: {}", e.message()),
+    )
+    .with_transient(transient)
+}
+
 /// An API error as an executor error of `operation`.
-fn api_error(operation: &'static str, e: kube::Error) -> Error {
+pub(crate) fn api_error(operation: &'static str, e: kube::Error) -> Error {
     let (kind, transient) = match &e {
         kube::Error::Api(status) => translate::error_kind(status.code),
         // Connection refused, TLS, timeouts: the server may come back.
@@ -68,19 +156,10 @@ impl K8sExecutor {
     ///
     /// No configuration, or the server cannot be reached (the message says which).
     pub async fn connect(config: K8sExecutorConfig) -> Result<K8sExecutor> {
-        let unavailable = |what: String| Error::new(ErrorKind::Unavailable, "connect", what);
-        let kube_config = match &config.context {
-            None => kube::Config::infer()
-                .await
-                .map_err(|e| unavailable(format!("no Kubernetes configuration: {e}")))?,
-            Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-                context: Some(context.clone()),
-                ..Default::default()
-            })
+        let (client, namespace, server) = connect_client(None, &config).await?;
+        K8sExecutor::from_client(client, &namespace)
             .await
-            .map_err(|e| unavailable(format!("kubeconfig context {context:?}: {e}")))?,
-        };
-        K8sExecutor::from_config(kube_config, config).await
+            .map_err(|e| at_server(e, &server))
     }
 
     /// Connects with the kubeconfig file at `path` (its current context, or the configured
@@ -93,43 +172,55 @@ impl K8sExecutor {
         path: &std::path::Path,
         config: K8sExecutorConfig,
     ) -> Result<K8sExecutor> {
-        let unavailable = |what: String| Error::new(ErrorKind::Unavailable, "connect", what);
-        let kubeconfig = kube::config::Kubeconfig::read_from(path)
-            .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?;
-        let options = kube::config::KubeConfigOptions {
-            context: config.context.clone(),
-            ..Default::default()
-        };
-        let kube_config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        let (client, namespace, server) = connect_client(Some(path), &config).await?;
+        K8sExecutor::from_client(client, &namespace)
             .await
-            .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?;
-        K8sExecutor::from_config(kube_config, config).await
+            .map_err(|e| at_server(e, &server))
     }
 
-    async fn from_config(
-        kube_config: kube::Config,
-        config: K8sExecutorConfig,
-    ) -> Result<K8sExecutor> {
-        let namespace = config
-            .namespace
-            .clone()
-            .unwrap_or_else(|| kube_config.default_namespace.clone());
-        let server = kube_config.cluster_url.to_string();
-        let client = kube::Client::try_from(kube_config).map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                "connect",
-                format!("cannot build a client for {server}: {e}"),
-            )
-        })?;
-        client
+    /// Uses a client built by the caller (its own configuration, middleware or a mocked
+    /// service), creating pods in `namespace`; asks the server's version first.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached.
+    pub async fn from_client(client: kube::Client, namespace: &str) -> Result<K8sExecutor> {
+        let info = client
             .apiserver_version()
             .await
             .map_err(|e| api_error("connect", e).with_transient(true))?;
+        let version = ServerVersion::of(&info);
+        let mut capabilities = K8sExecutor::kubelet_capabilities();
+        capabilities.sidecar_containers = version.has_native_sidecars();
         Ok(K8sExecutor {
-            pods: Api::namespaced(client, &namespace),
-            namespace,
+            pods: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
+            capabilities,
+            version,
         })
+    }
+
+    /// What a kubelet does, as [`Executor::capabilities`] reports it by default: everything
+    /// but `signals` (a kubelet reports exit codes; the `signal` field is seldom set).
+    pub fn kubelet_capabilities() -> Capabilities {
+        let mut capabilities = Capabilities::all();
+        capabilities.signals = false;
+        capabilities
+    }
+
+    /// Declares what the cluster's nodes can do when it is less than a kubelet's (nodes
+    /// without memory cgroups, older kubelets without native sidecars, the test kubelet):
+    /// what [`Executor::capabilities`] reports, so the runner and the conformance suite do not
+    /// count on the rest.
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> K8sExecutor {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// The API server's version, as read when connecting.
+    pub fn server_version(&self) -> ServerVersion {
+        self.version
     }
 
     /// The namespace the pods are created in.
@@ -144,12 +235,10 @@ impl Executor for K8sExecutor {
         "k8s"
     }
 
-    /// Everything: a kubelet does it all. Signals: the kubelet reports exit codes (the
-    /// `signal` field is seldom set), so `signals` is false as for Docker.
+    /// [`K8sExecutor::kubelet_capabilities`], unless declared otherwise with
+    /// [`K8sExecutor::with_capabilities`].
     fn capabilities(&self) -> Capabilities {
-        let mut capabilities = Capabilities::all();
-        capabilities.signals = false;
-        capabilities
+        self.capabilities
     }
 
     fn check_template(
@@ -162,6 +251,31 @@ impl Executor for K8sExecutor {
                 e.to_string(),
             )])
         })?;
+        if !self.version.has_native_sidecars() {
+            let sidecars: Vec<FieldError> = template
+                .spec
+                .init_containers
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.restart_policy.is_some())
+                .map(|(i, _)| {
+                    FieldError::forbidden(
+                        FieldPath::new(&format!(
+                            "spec.template.spec.initContainers[{i}].restartPolicy"
+                        )),
+                        format!(
+                            "the API server ({}) has no native sidecars (1.29 and later): it \
+                             would drop this field and run the container as an init container \
+                             that never ends",
+                            self.version
+                        ),
+                    )
+                })
+                .collect();
+            if !sidecars.is_empty() {
+                return Err(ValidationErrors(sidecars));
+            }
+        }
         let parsed: std::result::Result<k8s_openapi::api::core::v1::PodSpec, _> =
             serde_path_to_error::deserialize(value.clone());
         match parsed {
@@ -230,23 +344,25 @@ impl Executor for K8sExecutor {
     /// stream goes on).
     async fn watch(&self, selector: &LabelSelector) -> Result<WatchStream> {
         let config = watcher::Config::default().labels(&label_selector(selector));
-        let stream = watcher(self.pods.clone(), config).filter_map(|event| async move {
-            match event {
-                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                    Some(Ok(WatchEvent::Applied(Box::new(translate::observe(&pod)))))
+        let stream = watcher(self.pods.clone(), config)
+            .default_backoff()
+            .filter_map(|event| async move {
+                match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                        Some(Ok(WatchEvent::Applied(Box::new(translate::observe(&pod)))))
+                    }
+                    Ok(watcher::Event::Delete(pod)) => Some(Ok(WatchEvent::Deleted {
+                        name: pod.metadata.name.unwrap_or_default(),
+                    })),
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                    Err(e) => Some(Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "watch",
+                        e.to_string(),
+                    )
+                    .with_source(e))),
                 }
-                Ok(watcher::Event::Delete(pod)) => Some(Ok(WatchEvent::Deleted {
-                    name: pod.metadata.name.unwrap_or_default(),
-                })),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(e) => Some(Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "watch",
-                    e.to_string(),
-                )
-                .with_source(e))),
-            }
-        });
+            });
         Ok(Box::pin(stream))
     }
 

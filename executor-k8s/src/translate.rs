@@ -188,7 +188,11 @@ pub fn observe(pod: &core::Pod) -> PodObservation {
         containers,
         conditions,
         deleting: meta.deletion_timestamp.is_some(),
-        deletion_time: time(meta.deletion_timestamp.as_ref()),
+        // The API server sets deletionTimestamp to the end of the grace period (when the
+        // kubelet may kill); the stop was asked for that grace period earlier.
+        deletion_time: time(meta.deletion_timestamp.as_ref()).map(|at| {
+            at - chrono::Duration::seconds(meta.deletion_grace_period_seconds.unwrap_or(0))
+        }),
         created_at: time(meta.creation_timestamp.as_ref()),
         started_at: time(status.and_then(|s| s.start_time.as_ref())),
         finished_at,
@@ -203,6 +207,10 @@ pub fn error_kind(status: u16) -> (ErrorKind, bool) {
         404 => (ErrorKind::NotFound, false),
         409 => (ErrorKind::AlreadyExists, false),
         410 | 429 | 500..=599 => (ErrorKind::Unavailable, true),
+        // kube reads any JSON error body as a Status; one without a `code` (a proxy's or
+        // gateway's `{"message": …}`) reads as 0 and the HTTP status is lost: most likely an
+        // overloaded or restarting server in front of the API, so retried.
+        0 => (ErrorKind::Unavailable, true),
         401 | 403 => (ErrorKind::PermissionDenied, false),
         400 | 422 => (ErrorKind::InvalidRequest, false),
         _ => (ErrorKind::Other, false),
@@ -303,7 +311,7 @@ mod tests {
                 "name": "p", "uid": "uid-1", "labels": {"a": "b"},
                 "annotations": {"batch.kubernetes.io/job-completion-index": "2"},
                 "creationTimestamp": "2026-01-01T00:00:00Z",
-                "deletionTimestamp": "2026-01-01T00:00:09Z"
+                "deletionTimestamp": "2026-01-01T00:00:39Z", "deletionGracePeriodSeconds": 30
             },
             "spec": {
                 "restartPolicy": "OnFailure",

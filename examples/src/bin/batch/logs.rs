@@ -17,10 +17,16 @@ pub(crate) struct Args {
     /// Only this container (default: every container, init containers first).
     #[arg(long, short = 'c', value_name = "NAME")]
     container: Option<String>,
-    /// The executor the Job ran on: `local` (the default) or `docker` (the engine at
-    /// `DOCKER_HOST`, as for `batch run`).
+    /// The executor the Job ran on: `local` (the default), `docker` (the engine at
+    /// `DOCKER_HOST`, as for `batch run`) or `k8s` (the cluster of the kubeconfig).
     #[arg(long, default_value = "local", value_name = "EXECUTOR")]
     executor: String,
+    /// `k8s`: the namespace (default: the kubeconfig context's, else `default`).
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// `k8s`: the kubeconfig context (default: the current one).
+    #[arg(long, value_name = "CONTEXT")]
+    context: Option<String>,
     /// The state directory given to `batch run` (same default).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -44,7 +50,16 @@ pub(crate) fn run(args: &Args) -> u8 {
 
 async fn print_logs(args: &Args) -> u8 {
     let dir = crate::run::default_state_dir(args.state_dir.as_ref());
-    let executor = match crate::run::executor(&args.executor, dir.clone()).await {
+    let executor = match crate::run::executor(
+        &args.executor,
+        dir.clone(),
+        &batch_executor_k8s::K8sExecutorConfig {
+            namespace: args.namespace.clone(),
+            context: args.context.clone(),
+        },
+    )
+    .await
+    {
         Ok(e) => e,
         Err(message) => {
             eprintln!("{message}");

@@ -11,6 +11,7 @@ use batch_core::model::{CronJob, Job, JobConditionType, JobStatus, Manifest};
 use batch_core::runner::{CronJobHandle, JobHandle, RunEvent, RunEventKind, Runner};
 use batch_core::store::StateStore as _;
 use batch_executor_docker::{DockerExecutor, DockerExecutorConfig};
+use batch_executor_k8s::{K8sExecutor, K8sExecutorConfig};
 use batch_executor_local::{LocalExecutor, LocalExecutorConfig, ShimCommand, Supervisor};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -22,10 +23,21 @@ pub(crate) struct Args {
     /// stdin.
     #[arg(value_name = "FILE")]
     file: String,
-    /// Where pods run: `local` (processes on this machine, the default) or `docker`
-    /// (containers on the Docker engine at `DOCKER_HOST`, else the default socket).
+    /// Where pods run: `local` (processes on this machine, the default), `docker`
+    /// (containers on the Docker engine at `DOCKER_HOST`, else the default socket), `k8s`
+    /// (pods on a Kubernetes cluster, this program acting as their Job controller) or
+    /// `k8s-cluster` (the Jobs and CronJobs themselves applied to the cluster, its own
+    /// controllers run them; this program follows their status). The cluster: `KUBECONFIG`
+    /// or `~/.kube/config`, else the in-cluster configuration.
     #[arg(long, default_value = "local", value_name = "EXECUTOR")]
     executor: String,
+    /// `k8s`, `k8s-cluster`: the namespace (default: the kubeconfig context's, else
+    /// `default`).
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// `k8s`, `k8s-cluster`: the kubeconfig context (default: the current one).
+    #[arg(long, value_name = "CONTEXT")]
+    context: Option<String>,
     /// Output: `text` (a live progress line on a terminal, plain lines otherwise) or `json`
     /// (JSON lines as `batch simulate`, ending with one `{"final":…}` line per Job).
     #[arg(long, short = 'o', default_value = "text", value_name = "FORMAT")]
@@ -46,7 +58,7 @@ pub(crate) struct Args {
 }
 
 /// Exit status when interrupted (128 + SIGINT).
-const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -151,7 +163,14 @@ pub(crate) fn default_state_dir(given: Option<&PathBuf>) -> PathBuf {
 /// labelled with the state directory (the executor's
 /// [instance](batch_executor_docker::DockerExecutorConfig::instance)), so runs with
 /// different `--state-dir`s never see each other's pods, as with the local executor.
-pub(crate) async fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn Executor>, String> {
+///
+/// `k8s` connects to the cluster of the kubeconfig (or the in-cluster configuration) and
+/// creates the pods in the configured namespace.
+pub(crate) async fn executor(
+    name: &str,
+    state_dir: PathBuf,
+    k8s: &K8sExecutorConfig,
+) -> Result<Arc<dyn Executor>, String> {
     match name {
         "local" => {
             // Each pod runs under a shim (this program, `batch __shim`), so pods outlive a
@@ -181,11 +200,18 @@ pub(crate) async fn executor(name: &str, state_dir: PathBuf) -> Result<Arc<dyn E
                 // The message names the engine's address and the cause.
                 .map_err(|e| format!("error: docker executor: {}", e.message()))
         }
-        "k8s" | "k8s-cluster" => Err(format!(
-            "error: --executor {name}: not available in this release (use local or docker)"
-        )),
+        "k8s" => K8sExecutor::connect(k8s.clone())
+            .await
+            .map(|e| Arc::new(e) as Arc<dyn Executor>)
+            .map_err(|e| format!("error: k8s executor: {}", e.message())),
+        "k8s-cluster" => Err(
+            "error: --executor k8s-cluster: the cluster runs the Job itself; there are no \
+             pods of this program's to show (use kubectl logs)"
+                .to_owned(),
+        ),
         other => Err(format!(
-            "error: --executor: unknown executor {other:?} (use local or docker)"
+            "error: --executor: unknown executor {other:?} (use local, docker, k8s or \
+             k8s-cluster)"
         )),
     }
 }
@@ -199,8 +225,15 @@ fn docker_instance(state_dir: &std::path::Path) -> String {
 }
 
 async fn run_all(args: &Args, format: Format, jobs: Vec<Job>, cron_jobs: Vec<CronJob>) -> u8 {
+    let k8s = K8sExecutorConfig {
+        namespace: args.namespace.clone(),
+        context: args.context.clone(),
+    };
+    if args.executor == "k8s-cluster" {
+        return crate::cluster::run(k8s, format == Format::Json, jobs, cron_jobs).await;
+    }
     let state_dir = default_state_dir(args.state_dir.as_ref());
-    let executor = match executor(&args.executor, state_dir.clone()).await {
+    let executor = match executor(&args.executor, state_dir.clone(), &k8s).await {
         Ok(e) => e,
         Err(message) => {
             eprintln!("{message}");
@@ -567,13 +600,13 @@ async fn replace_job(runner: &Runner, name: &str, recorded: bool) -> Result<(), 
     Ok(())
 }
 
-fn failed(status: &JobStatus) -> bool {
+pub(crate) fn failed(status: &JobStatus) -> bool {
     status
         .condition(&JobConditionType::Failed)
         .is_some_and(|c| c.status == batch_core::model::ConditionStatus::True)
 }
 
-fn completed(status: &JobStatus) -> bool {
+pub(crate) fn completed(status: &JobStatus) -> bool {
     status
         .condition(&JobConditionType::Complete)
         .is_some_and(|c| c.status == batch_core::model::ConditionStatus::True)
