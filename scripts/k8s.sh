@@ -12,6 +12,8 @@
 #                               DIR; wait until /readyz answers and the `default` namespace
 #                               exists; write DIR/kubeconfig
 #   scripts/k8s.sh stop DIR     stop them by their PIDs and remove DIR
+#   scripts/k8s.sh kill-apiserver DIR    SIGKILL kube-apiserver (fault tests)
+#   scripts/k8s.sh start-apiserver DIR   start it again, same port and etcd
 #
 # Nothing under /etc/apt is touched: the source package is fetched through a private deb-src
 # list. The build runs offline from the vendored modules (about 5 minutes, 1.4 GB of memory
@@ -155,26 +157,13 @@ start() {
     wait_for etcd "$dir/etcd.pid" "$dir/etcd.log" \
         curl -sf "http://127.0.0.1:$etcd_port/health"
 
-    "$bin/kube-apiserver" \
-        --etcd-servers "http://127.0.0.1:$etcd_port" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
-        --secure-port "$api_port" --insecure-port 0 \
-        --cert-dir "$dir/certs" \
-        --token-auth-file "$dir/tokens.csv" \
-        --authorization-mode AlwaysAllow \
-        --service-account-key-file "$dir/sa.pub" \
-        --service-account-signing-key-file "$dir/sa.key" \
-        --service-account-issuer https://kubernetes.default.svc \
-        --disable-admission-plugins ServiceAccount \
-        --endpoint-reconciler-type none \
-        --service-cluster-ip-range 10.0.0.0/24 \
-        >"$dir/kube-apiserver.log" 2>&1 &
-    echo $! >"$dir/kube-apiserver.pid"
+    cat >"$dir/ports" <<EOF
+etcd_port=$etcd_port
+api_port=$api_port
+token=$token
+EOF
+    start_apiserver "$dir"
     local server="https://127.0.0.1:$api_port"
-    wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/kube-apiserver.log" \
-        curl -skf -H "Authorization: Bearer $token" "$server/readyz"
-    wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/kube-apiserver.log" \
-        curl -skf -H "Authorization: Bearer $token" "$server/api/v1/namespaces/default"
 
     cat >"$dir/kubeconfig" <<EOF
 apiVersion: v1
@@ -209,6 +198,50 @@ EOF
     echo "kube-apiserver answers at $server (kubeconfig: $dir/kubeconfig)" >&2
 }
 
+# kube-apiserver alone, on the ports and etcd recorded in DIR/ports (after start, or
+# to bring it back after kill-apiserver).
+start_apiserver() {
+    local dir=$1 bin etcd_port api_port token
+    [ -f "$dir/ports" ] || die "$dir has no control plane (run start first)"
+    dir=$(cd "$dir" && pwd)
+    bin=$(build)
+    # shellcheck disable=SC1091
+    . "$dir/ports"
+    "$bin/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$etcd_port" \
+        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+        --secure-port "$api_port" --insecure-port 0 \
+        --cert-dir "$dir/certs" \
+        --token-auth-file "$dir/tokens.csv" \
+        --authorization-mode AlwaysAllow \
+        --service-account-key-file "$dir/sa.pub" \
+        --service-account-signing-key-file "$dir/sa.key" \
+        --service-account-issuer https://kubernetes.default.svc \
+        --disable-admission-plugins ServiceAccount \
+        --endpoint-reconciler-type none \
+        --service-cluster-ip-range 10.0.0.0/24 \
+        >>"$dir/kube-apiserver.log" 2>&1 &
+    echo $! >"$dir/kube-apiserver.pid"
+    local server="https://127.0.0.1:$api_port"
+    wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/kube-apiserver.log" \
+        curl -skf -H "Authorization: Bearer $token" "$server/readyz"
+    wait_for kube-apiserver "$dir/kube-apiserver.pid" "$dir/kube-apiserver.log" \
+        curl -skf -H "Authorization: Bearer $token" "$server/api/v1/namespaces/default"
+}
+
+# SIGKILL kube-apiserver (a crash, for fault tests) and wait until it is gone.
+kill_apiserver() {
+    local dir=$1 pid i
+    [ -f "$dir/kube-apiserver.pid" ] || die "$dir has no kube-apiserver"
+    pid=$(cat "$dir/kube-apiserver.pid")
+    kill -9 "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    die "kube-apiserver $pid did not exit"
+}
+
 stop() {
     local dir=$1 name pid i
     [ -n "$dir" ] || die "stop needs a directory"
@@ -231,5 +264,7 @@ case "${1:-}" in
     build) build ;;
     start) start "${2:-}" ;;
     stop) stop "${2:-}" ;;
-    *) die "usage: $0 install | build | start DIR | stop DIR" ;;
+    kill-apiserver) kill_apiserver "${2:-}" ;;
+    start-apiserver) start_apiserver "${2:-}" ;;
+    *) die "usage: $0 install | build | start DIR | stop DIR | kill-apiserver DIR | start-apiserver DIR" ;;
 esac

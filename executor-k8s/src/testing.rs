@@ -92,6 +92,8 @@ struct Tracked {
     stop_asked: bool,
     api_deleting: bool,
     finished: bool,
+    /// The latest status the server has not accepted yet (it was down): sent again.
+    unreported: Option<Value>,
     /// Conditions the kubelet adds on its own (`DisruptionTarget` of an eviction).
     extra_conditions: Vec<Value>,
     evicted: Option<String>,
@@ -464,8 +466,10 @@ impl Kubelet {
         let mut api = watcher(self.pods.clone(), watcher::Config::default())
             .default_backoff()
             .boxed();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = tick.tick() => self.resync().await,
                 event = api.next() => match event {
                     Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
                         self.on_pod(&pod).await;
@@ -595,7 +599,6 @@ impl Kubelet {
         if tracked.finished {
             return;
         }
-        tracked.finished = true;
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -604,7 +607,48 @@ impl Kubelet {
             }),
             ..DeleteParams::default()
         };
-        let _ = self.pods.delete(name, &params).await;
+        match self.pods.delete(name, &params).await {
+            Ok(_) => tracked.finished = true,
+            // Gone already, or another pod by that name now: nothing left to finish.
+            Err(e) if matches!(api_code(&e), Some(404 | 409)) => tracked.finished = true,
+            // The server is down: `resync` tries again.
+            Err(_) => {}
+        }
+    }
+
+    /// Sends the status the server has not accepted yet.
+    async fn report(&self, name: &str, tracked: &mut Tracked) {
+        let Some(status) = &tracked.unreported else {
+            return;
+        };
+        match self
+            .pods
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+        {
+            Ok(_) => tracked.unreported = None,
+            Err(e) if api_code(&e) == Some(404) => tracked.unreported = None,
+            Err(_) => {}
+        }
+    }
+
+    /// Level-triggered catch-up (every second): statuses and deletions the server could not
+    /// take while it was down.
+    async fn resync(&self) {
+        let mut state = self.state.lock().await;
+        for (name, tracked) in state.iter_mut() {
+            self.report(name, tracked).await;
+            if tracked.api_deleting
+                && !tracked.finished
+                && (!tracked.started || tracked.local_terminal || tracked.local_gone)
+            {
+                self.finish(name, tracked).await;
+            }
+        }
     }
 
     async fn on_pod_gone(&self, pod: &Pod) {
@@ -629,15 +673,8 @@ impl Kubelet {
         let Some(tracked) = state.get_mut(&obs.name) else {
             return;
         };
-        let status = status_of(obs, tracked);
-        let _ = self
-            .pods
-            .patch_status(
-                &obs.name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": status})),
-            )
-            .await;
+        tracked.unreported = Some(status_of(obs, tracked));
+        self.report(&obs.name, tracked).await;
         if obs.phase.is_terminal() {
             tracked.local_terminal = true;
             if tracked.api_deleting {
