@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::K8sExecutorConfig;
 use crate::convert::{self, missing_paths};
-use crate::executor::{ServerVersion, api_error, at_server, connect_client};
+use crate::executor::{ServerVersion, api_error, at_server, connect_client, watch_error};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "batch";
@@ -325,13 +325,7 @@ impl K8sCluster {
                         }
                     }
                     Ok(_) => None,
-                    Err(e) => Some(Err(Error::new(
-                        ErrorKind::Unavailable,
-                        "watch",
-                        e.to_string(),
-                    )
-                    .with_transient(true)
-                    .with_source(e))),
+                    Err(e) => Some(Err(watch_error(e))),
                 };
                 std::future::ready(item)
             })
@@ -487,6 +481,47 @@ impl K8sCluster {
     /// As [`K8sCluster::cron_job`].
     pub async fn cron_job_status(&self, name: &str) -> Result<Option<CronJobStatus>> {
         Ok(self.cron_job(name).await?.map(|c| c.status))
+    }
+
+    /// The CronJob's status each time the cluster changes it (the first item: its status
+    /// now), through the CronJob version the server serves. As [`K8sCluster::watch_job`]:
+    /// problems are `Err` items and the stream goes on; a deleted CronJob ends it.
+    ///
+    /// # Errors
+    ///
+    /// The server serves no CronJobs, or cannot be reached for discovery.
+    pub async fn watch_cron_job(
+        &self,
+        name: &str,
+    ) -> Result<impl Stream<Item = Result<CronJobStatus>> + Send + 'static> {
+        let resource = self.cron_job_resource().await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut last: Option<CronJobStatus> = None;
+        Ok(watcher(api, config)
+            .default_backoff()
+            .take_while(|event| std::future::ready(!matches!(event, Ok(watcher::Event::Delete(_)))))
+            .filter_map(move |event| {
+                let item = match event {
+                    Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                        match serde_json::to_value(&object)
+                            .map_err(|e| invalid("watch", e.to_string()))
+                            .and_then(|v| cron_job_from_value(v, "watch"))
+                        {
+                            Ok(cron_job) if last.as_ref() == Some(&cron_job.status) => None,
+                            Ok(cron_job) => {
+                                last = Some(cron_job.status.clone());
+                                Some(Ok(cron_job.status))
+                            }
+                            Err(e) => Some(Err(e)),
+                        }
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(watch_error(e))),
+                };
+                std::future::ready(item)
+            }))
     }
 
     /// Deletes the CronJob and (in the background) its Jobs.

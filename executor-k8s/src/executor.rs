@@ -116,6 +116,25 @@ pub(crate) async fn connect_client(
     Ok((client, namespace, server))
 }
 
+/// A watch problem as an executor error: the API status's kind where the server answered
+/// (403 is permission denied, 410 and 5xx retried, …), else unavailable and retried. The
+/// watch itself goes on either way (kube's watcher retries with back-off).
+pub(crate) fn watch_error(e: watcher::Error) -> Error {
+    let (kind, transient) = match &e {
+        watcher::Error::InitialListFailed(inner)
+        | watcher::Error::WatchStartFailed(inner)
+        | watcher::Error::WatchFailed(inner) => match inner {
+            kube::Error::Api(status) => translate::error_kind(status.code),
+            _ => (ErrorKind::Unavailable, true),
+        },
+        watcher::Error::WatchError(status) => translate::error_kind(status.code),
+        watcher::Error::NoResourceVersion => (ErrorKind::Other, false),
+    };
+    Error::new(kind, "watch", e.to_string())
+        .with_transient(transient)
+        .with_source(e)
+}
+
 /// A connection error naming the server it was for.
 pub(crate) fn at_server(e: Error, server: &str) -> Error {
     let transient = e.is_transient();
@@ -355,12 +374,7 @@ impl Executor for K8sExecutor {
                         name: pod.metadata.name.unwrap_or_default(),
                     })),
                     Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                    Err(e) => Some(Err(Error::new(
-                        ErrorKind::Unavailable,
-                        "watch",
-                        e.to_string(),
-                    )
-                    .with_source(e))),
+                    Err(e) => Some(Err(watch_error(e))),
                 }
             });
         Ok(Box::pin(stream))

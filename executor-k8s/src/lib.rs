@@ -13,9 +13,6 @@
 //!
 //! [`convert`] turns batch-core's Jobs, CronJobs and statuses into the `k8s-openapi` types
 //! and back without losing a field. The feature `testing` adds the test kubelet.
-//!
-//! **Status: in progress** — the pod-mode benchmark and the fault test that kills the API
-//! server mid-Job are not written yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cluster;

@@ -341,17 +341,22 @@ async fn the_corpus_cronjob_runs_through_the_real_cronjob_controller_as_v1beta1(
         "{seen:#?}"
     );
 
+    // The CronJob's status, streamed: it records the schedule (and, on 1.20, keeps the
+    // finished Job out of `active`).
+    let mut statuses = Box::pin(cluster.watch_cron_job(&name).await.unwrap());
     let status = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let status = cluster.cron_job_status(&name).await.unwrap().unwrap();
-            if status.last_schedule_time.is_some() {
-                break status;
+            match statuses.next().await {
+                Some(Ok(status)) if status.last_schedule_time.is_some() => break status,
+                Some(_) => {}
+                None => panic!("the CronJob's watch ended"),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
     .await
     .expect("the CronJob's status records the schedule");
+    let polled = cluster.cron_job_status(&name).await.unwrap().unwrap();
+    assert_eq!(polled.last_schedule_time, status.last_schedule_time);
     assert!(status.last_schedule_time.is_some(), "{status:?}");
     cluster.delete_cron_job(&name).await.unwrap();
     assert!(cluster.cron_job(&name).await.unwrap().is_none());

@@ -778,6 +778,40 @@ async fn a_failed_watch_list_is_reported_and_listed_again() {
     }
 }
 
+/// A watch the server forbids is reported as such (not as a passing outage), and the
+/// watcher still tries again (the permission may be granted meanwhile).
+#[tokio::test(start_paused = true)]
+async fn a_forbidden_watch_is_permission_denied_and_tried_again() {
+    let (exec, mut handle) = connect().await;
+    let server = tokio::spawn(async move {
+        let (request, reply) = next_request(&mut handle).await;
+        request.assert_watcher_list();
+        reply.send_response(status_response(
+            403,
+            "Forbidden",
+            "pods is forbidden: User \"batch\" cannot list resource \"pods\"",
+        ));
+        let (request, reply) = next_request(&mut handle).await;
+        request.assert_watcher_list();
+        reply.send_response(json_response(
+            200,
+            &pod_list("100", &[pod("pi-a", "Running", "90")]),
+        ));
+        handle
+    });
+    let mut stream = exec.watch(&selector()).await.unwrap();
+    let (items, errors) = take(&mut stream, 2).await;
+    assert_eq!(
+        items,
+        vec![
+            Item::Err(ErrorKind::PermissionDenied, false),
+            applied("pi-a", PodPhase::Running),
+        ]
+    );
+    assert!(errors[0].to_string().contains("forbidden"), "{}", errors[0]);
+    let _handle = server.await.unwrap();
+}
+
 // ----- slow answers -----
 
 /// Answers the next request after [`SLOW`], checking `call` is still waiting then.
