@@ -138,12 +138,12 @@ pub(crate) fn watch_error(e: watcher::Error) -> Error {
 /// A connection error naming the server it was for.
 pub(crate) fn at_server(e: Error, server: &str) -> Error {
     let transient = e.is_transient();
-    Error::new(
-        e.kind(),
-        "connect",
-        format!("cannot reach the API server at {server}: {}", e.message()),
-    )
-    .with_transient(transient)
+    let message = if e.kind() == ErrorKind::Unavailable {
+        format!("cannot reach the API server at {server}: {}", e.message())
+    } else {
+        format!("{server}: {}", e.message())
+    };
+    Error::new(e.kind(), "connect", message).with_transient(transient)
 }
 
 /// An API error as an executor error of `operation`.
@@ -154,7 +154,15 @@ pub(crate) fn api_error(operation: &'static str, e: kube::Error) -> Error {
         kube::Error::HyperError(_) | kube::Error::Service(_) => (ErrorKind::Unavailable, true),
         _ => (ErrorKind::Other, false),
     };
-    Error::new(kind, operation, e.to_string())
+    // The server's own sentence (`namespaces "jobs" not found`) and its code, rather than
+    // the whole Status structure.
+    let message = match &e {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} (HTTP {})", status.message, status.code)
+        }
+        _ => e.to_string(),
+    };
+    Error::new(kind, operation, message)
         .with_transient(transient)
         .with_source(e)
 }
@@ -209,6 +217,17 @@ impl K8sExecutor {
             .await
             .map_err(|e| api_error("connect", e).with_transient(true))?;
         let version = ServerVersion::of(&info);
+        // A namespace that does not exist would make every pod creation fail (and be
+        // retried for ever): say so now. Without the right to read namespaces (least
+        // privilege: pods only), pod creation will say it instead.
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        if let Ok(None) = namespaces.get_opt(namespace).await {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "connect",
+                format!("namespace {namespace:?} does not exist (create it first)"),
+            ));
+        }
         let mut capabilities = K8sExecutor::kubelet_capabilities();
         capabilities.sidecar_containers = version.has_native_sidecars();
         Ok(K8sExecutor {
@@ -266,7 +285,7 @@ impl Executor for K8sExecutor {
     ) -> std::result::Result<(), ValidationErrors> {
         let value = serde_json::to_value(&template.spec).map_err(|e| {
             ValidationErrors(vec![FieldError::invalid_without_value(
-                FieldPath::new("spec.template.spec"),
+                FieldPath::new("template.spec"),
                 e.to_string(),
             )])
         })?;
@@ -279,9 +298,7 @@ impl Executor for K8sExecutor {
                 .filter(|(_, c)| c.restart_policy.is_some())
                 .map(|(i, _)| {
                     FieldError::forbidden(
-                        FieldPath::new(&format!(
-                            "spec.template.spec.initContainers[{i}].restartPolicy"
-                        )),
+                        FieldPath::new(&format!("template.spec.initContainers[{i}].restartPolicy")),
                         format!(
                             "the API server ({}) has no native sidecars (1.29 and later): it \
                              would drop this field and run the container as an init container \
@@ -299,13 +316,13 @@ impl Executor for K8sExecutor {
             serde_path_to_error::deserialize(value.clone());
         match parsed {
             Err(e) => Err(ValidationErrors(vec![FieldError::invalid_without_value(
-                FieldPath::new(&format!("spec.template.spec.{}", e.path())),
+                FieldPath::new(&format!("template.spec.{}", e.path())),
                 e.inner().to_string(),
             )])),
             Ok(spec) => {
                 let back = serde_json::to_value(&spec).unwrap_or_default();
                 let mut dropped = Vec::new();
-                crate::convert::missing_paths(&value, &back, "spec.template.spec", &mut dropped);
+                crate::convert::missing_paths(&value, &back, "template.spec", &mut dropped);
                 if dropped.is_empty() {
                     Ok(())
                 } else {

@@ -258,6 +258,20 @@ async fn connect() -> (K8sExecutor, ApiHandle) {
     let (seen, reply) = next_request(&mut handle).await;
     assert_eq!((seen.method, seen.path.as_str()), (Method::GET, "/version"));
     reply.send_response(json_response(200, &version_info()));
+    // Then it checks the namespace exists (here: the caller may not read namespaces).
+    let (seen, reply) = next_request(&mut handle).await;
+    assert_eq!(
+        (seen.method, seen.path.as_str()),
+        (
+            Method::GET,
+            format!("/api/v1/namespaces/{NAMESPACE}").as_str()
+        )
+    );
+    reply.send_response(status_response(
+        403,
+        "Forbidden",
+        "namespaces is forbidden: User \"batch\" cannot get resource \"namespaces\"",
+    ));
     let exec = connecting.await.unwrap().unwrap();
     assert_eq!(exec.server_version().to_string(), "1.33");
     assert_eq!(exec.namespace(), NAMESPACE);
@@ -481,6 +495,26 @@ async fn a_broken_connection_is_unavailable_and_transient() {
             "{call:?}: {source:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connecting_to_a_namespace_that_does_not_exist_is_not_found() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let connecting = tokio::spawn(K8sExecutor::from_client(client, NAMESPACE));
+    let (_, reply) = next_request(&mut handle).await;
+    reply.send_response(json_response(200, &version_info()));
+    let (seen, reply) = next_request(&mut handle).await;
+    assert_eq!(seen.path, format!("/api/v1/namespaces/{NAMESPACE}"));
+    reply.send_response(status_response(
+        404,
+        "NotFound",
+        &format!("namespaces \"{NAMESPACE}\" not found"),
+    ));
+    let error = connecting.await.unwrap().expect_err("connected");
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.message().contains(NAMESPACE), "{error}");
 }
 
 #[tokio::test(start_paused = true)]
