@@ -492,4 +492,5 @@ fn an_unreachable_engine_is_one_error_line_and_exit_2() {
         stderr.starts_with("error: docker executor: cannot reach the Docker engine at "),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }

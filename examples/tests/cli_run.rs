@@ -19,12 +19,33 @@ fn corpus(name: &str) -> String {
     )
 }
 
-/// A state directory of its own for one test.
-fn state_dir(test: &str) -> PathBuf {
+/// A state directory of its own for one test, removed when the test ends.
+struct StateDir(PathBuf);
+
+impl std::ops::Deref for StateDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for StateDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn state_dir(test: &str) -> StateDir {
     let dir = std::env::temp_dir().join(format!("batch-run-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    StateDir(dir)
 }
 
 fn batch_in(dir: &Path, args: &[&str]) -> Output {
@@ -38,7 +59,7 @@ fn batch_in(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs FILE with `--output json` and returns the exit code, the event lines and the final
 /// status.
-fn run_json(test: &str, file: &str) -> (i32, Vec<Value>, Value, PathBuf) {
+fn run_json(test: &str, file: &str) -> (i32, Vec<Value>, Value, StateDir) {
     let dir = state_dir(test);
     let out = batch_in(&dir, &["run", file, "--output", "json"]);
     let lines = json_lines(&out);
