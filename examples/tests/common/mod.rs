@@ -15,10 +15,12 @@ pub(crate) fn batch(args: &[&str]) -> Output {
         .expect("the batch binary runs")
 }
 
-/// Writes `contents` to `name` in a temporary folder of its own for `suite` and this
-/// process, and returns the path.
+/// Writes `contents` to `name` in a folder of its own for `suite` and this process, and
+/// returns the path. The folder is under cargo's `target/tmp` (the files are shared by the
+/// suite's tests running at once, so none of them can remove it; `cargo clean` does).
 pub(crate) fn temp_file(suite: &str, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("batch-{suite}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("batch-{suite}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
