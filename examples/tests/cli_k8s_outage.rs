@@ -79,12 +79,7 @@ impl Drop for ControlPlane {
 
 #[test]
 fn the_job_completes_across_an_api_server_outage_with_every_pod_counted_once() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        assert!(
-            std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() != Ok("1"),
-            "BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set (scripts/k8s.sh start DIR)"
-        );
-        eprintln!("SKIP api-server outage: no KUBECONFIG");
+    if !batch_executor_k8s::testing::cluster_configured("api-server outage") {
         return;
     }
     let dir = PathBuf::from(format!("/tmp/batch-k8s-outage-{}", std::process::id()));

@@ -110,12 +110,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (pods, rounds) = if bench { (100, 3) } else { (10, 1) };
-    if std::env::var_os("KUBECONFIG").is_none() {
-        assert!(
-            std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() != Ok("1"),
-            "BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set"
-        );
-        println!("SKIP pods_per_second: no KUBECONFIG");
+    if !batch_executor_k8s::testing::cluster_configured("pods_per_second") {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

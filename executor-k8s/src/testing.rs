@@ -47,6 +47,28 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+/// Whether the Kubernetes tests can run here: `KUBECONFIG` names an API server (the test
+/// command starts one with scripts/k8s.sh). Without it this prints `SKIP <test>: …` and
+/// returns false — or panics when `BATCH_TEST_REQUIRE_K8S=1` (the test command sets it), so
+/// that a missing server fails the run instead of skipping it.
+///
+/// # Panics
+///
+/// `BATCH_TEST_REQUIRE_K8S=1` and no `KUBECONFIG`.
+#[allow(clippy::panic)]
+pub fn cluster_configured(test: &str) -> bool {
+    if std::env::var_os("KUBECONFIG").is_some() {
+        return true;
+    }
+    if std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() == Ok("1") {
+        panic!(
+            "{test}: BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set (scripts/k8s.sh start DIR)"
+        );
+    }
+    eprintln!("SKIP {test}: no KUBECONFIG (scripts/k8s.sh start DIR)");
+    false
+}
+
 /// The completion index annotation (the local executor reads the index from it).
 const INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
 

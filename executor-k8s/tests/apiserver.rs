@@ -15,12 +15,7 @@ use batch_executor_k8s::{K8sExecutor, K8sExecutorConfig};
 use futures_util::StreamExt;
 
 async fn executor(test: &str) -> Option<K8sExecutor> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        assert!(
-            std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() != Ok("1"),
-            "BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set (scripts/k8s.sh start DIR)"
-        );
-        eprintln!("SKIP {test}: no KUBECONFIG");
+    if !batch_executor_k8s::testing::cluster_configured(test) {
         return None;
     }
     Some(

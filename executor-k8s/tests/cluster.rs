@@ -25,12 +25,7 @@ static NAMESPACES: AtomicU32 = AtomicU32::new(0);
 
 /// A namespace with its own test kubelet, and the cluster client for it.
 async fn cluster(test: &str) -> Option<(K8sCluster, TestKubelet, kube::Client)> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        assert!(
-            std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() != Ok("1"),
-            "BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set (scripts/k8s.sh start DIR)"
-        );
-        eprintln!("SKIP {test}: no KUBECONFIG");
+    if !batch_executor_k8s::testing::cluster_configured(test) {
         return None;
     }
     let namespace = format!(

@@ -17,11 +17,7 @@ static CASES: AtomicU32 = AtomicU32::new(0);
 
 batch_core::conformance_tests! {
     executor: |_clock| async move {
-        if std::env::var_os("KUBECONFIG").is_none() {
-            assert!(
-                std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() != Ok("1"),
-                "BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set (scripts/k8s.sh start DIR)"
-            );
+        if !batch_executor_k8s::testing::cluster_configured("conformance") {
             return Subject::unavailable("no KUBECONFIG (scripts/k8s.sh start DIR)");
         }
         let namespace = format!(

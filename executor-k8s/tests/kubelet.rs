@@ -17,12 +17,7 @@ use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_pod_has_disruption_target_and_fails_evicted() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        assert!(
-            std::env::var("BATCH_TEST_REQUIRE_K8S").as_deref() != Ok("1"),
-            "BATCH_TEST_REQUIRE_K8S=1 but KUBECONFIG is not set (scripts/k8s.sh start DIR)"
-        );
-        eprintln!("SKIP eviction: no KUBECONFIG");
+    if !batch_executor_k8s::testing::cluster_configured("eviction") {
         return;
     }
     let namespace = format!("evict-{}", std::process::id());

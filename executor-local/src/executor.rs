@@ -243,7 +243,7 @@ impl LocalExecutor {
         }
         let (plan, obs) = self
             .inner
-            .record_in_process(&request, dir, dir)
+            .record(&request, dir, dir, false)
             .map_err(|e| e.into_executor("start"))?;
         self.inner.start_in(request, dir, plan, obs);
         Ok(())
@@ -372,10 +372,7 @@ impl Inner {
             request.name
         ));
         fs::create_dir(&staging).map_err(|e| LocalError::io("create", &staging, e))?;
-        let prepared = match &self.shim {
-            Some(_) => self.record_for_shim(&request, &staging, &dir),
-            None => self.record_in_process(&request, &staging, &dir),
-        };
+        let prepared = self.record(&request, &staging, &dir, self.shim.is_some());
         let prepared = prepared.and_then(|prepared| match fs::rename(&staging, &dir) {
             Ok(()) => Ok(prepared),
             Err(e)
@@ -408,58 +405,40 @@ impl Inner {
         result
     }
 
-    /// Writes the record of a pod to run in this process into `staging` (its directory to
-    /// be, `dir`, is what the plan refers to; a shim hosting a pod records into `dir`
-    /// itself).
-    fn record_in_process(
+    /// Writes the record of a new pod into `into` (its directory to be, `dir`, is what the
+    /// plan refers to; a shim hosting a pod records into `dir` itself): to run in this
+    /// process (with its `logs` and `scratch` directories), or under a shim (which makes
+    /// them).
+    fn record(
         &self,
         request: &PodRequest,
-        staging: &Path,
+        into: &Path,
         dir: &Path,
+        under_shim: bool,
     ) -> Result<(translate::PodPlan, PodObservation), LocalError> {
-        for sub in ["logs", "scratch"] {
-            let p = staging.join(sub);
-            // Not `create_dir_all`: a shim (which records into the pod's own directory) must
-            // not bring back a pod directory removed meanwhile (the pod was deleted).
-            match fs::create_dir(&p) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    return Err(LocalError::io("create", &p, e));
+        if !under_shim {
+            for sub in ["logs", "scratch"] {
+                let p = into.join(sub);
+                // Not `create_dir_all`: a shim (which records into the pod's own directory)
+                // must not bring back a pod directory removed meanwhile (the pod was deleted).
+                match fs::create_dir(&p) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(LocalError::io("create", &p, e));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         let plan = translate::plan(request, dir);
         let obs = observe::initial(request, &plan, self.clock.now());
         store::write_record(
-            staging,
+            into,
             &store::PodRecordRef {
                 request,
                 observation: &obs,
                 owner: self.owner,
-                shim: self.hosted,
-                shim_mode: self.hosted,
-            },
-        )?;
-        Ok((plan, obs))
-    }
-
-    /// Writes the record of a pod to run under a shim into `staging`.
-    fn record_for_shim(
-        &self,
-        request: &PodRequest,
-        staging: &Path,
-        dir: &Path,
-    ) -> Result<(translate::PodPlan, PodObservation), LocalError> {
-        let plan = translate::plan(request, dir);
-        let obs = observe::initial(request, &plan, self.clock.now());
-        store::write_record(
-            staging,
-            &store::PodRecordRef {
-                request,
-                observation: &obs,
-                owner: self.owner,
-                shim: false,
-                shim_mode: true,
+                shim: !under_shim && self.hosted,
+                shim_mode: under_shim || self.hosted,
             },
         )?;
         Ok((plan, obs))
