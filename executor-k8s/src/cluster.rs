@@ -247,6 +247,39 @@ impl K8sCluster {
             .collect())
     }
 
+    /// Applies `sent` (server-side apply, field manager `batch`, conflicts forced: `batch`
+    /// owns what it applies) without what the server owns and without the fields outside its
+    /// schema; returns what the server stored and a warning for every field that did not
+    /// reach it (`dropped`: those the API types could not hold).
+    async fn apply<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        sent: Value,
+        dropped: &[String],
+        kind: &str,
+    ) -> Result<(K, Vec<String>)>
+    where
+        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let mut warnings: Vec<String> = dropped
+            .iter()
+            .map(|p| format!("{p}: not a field of the Kubernetes API; not sent"))
+            .collect();
+        let mut sent = apply_body(sent);
+        let api_version = sent["apiVersion"].as_str().unwrap_or_default().to_owned();
+        warnings.extend(self.prune_unknown(&mut sent, &api_version, kind).await?);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let stored = api
+            .patch(name, &params, &Patch::Apply(&sent))
+            .await
+            .map_err(|e| api_error("apply", e))?;
+        let stored_value =
+            serde_json::to_value(&stored).map_err(|e| invalid("apply", e.to_string()))?;
+        warnings.extend(pruned(&sent, &stored_value, self.version, kind));
+        Ok((stored, warnings))
+    }
+
     fn jobs(&self) -> Api<batch::Job> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
@@ -262,25 +295,12 @@ impl K8sCluster {
     pub async fn apply_job(&self, job: &Job) -> Result<Applied<Job>> {
         let name = required_name(job.metadata.name.as_deref())?;
         let converted = convert::job_to_k8s(job).map_err(|e| invalid("apply", e.to_string()))?;
-        let mut warnings: Vec<String> = converted
-            .dropped
-            .iter()
-            .map(|p| format!("{p}: not a field of the Kubernetes API; not sent"))
-            .collect();
         let mut object = converted.object;
         object.metadata.namespace = Some(self.namespace.clone());
-        let mut sent =
-            apply_body(serde_json::to_value(&object).map_err(|e| invalid("apply", e.to_string()))?);
-        warnings.extend(self.prune_unknown(&mut sent, "batch/v1", "Job").await?);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let stored = self
-            .jobs()
-            .patch(&name, &params, &Patch::Apply(&sent))
-            .await
-            .map_err(|e| api_error("apply", e))?;
-        let stored_value =
-            serde_json::to_value(&stored).map_err(|e| invalid("apply", e.to_string()))?;
-        warnings.extend(pruned(&sent, &stored_value, self.version, "Job"));
+        let sent = serde_json::to_value(&object).map_err(|e| invalid("apply", e.to_string()))?;
+        let (stored, warnings) = self
+            .apply(&self.jobs(), &name, sent, &converted.dropped, "Job")
+            .await?;
         let object = convert::job_from_k8s(&stored).map_err(|e| invalid("apply", e.to_string()))?;
         Ok(Applied { object, warnings })
     }
@@ -306,29 +326,10 @@ impl K8sCluster {
     /// watcher, with back-off); a problem is an `Err` item and the stream goes on. A
     /// deleted Job ends the stream.
     pub fn watch_job(&self, name: &str) -> impl Stream<Item = Result<JobStatus>> + Send + 'static {
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let mut last: Option<JobStatus> = None;
-        watcher(self.jobs(), config)
-            .default_backoff()
-            .take_while(|event| std::future::ready(!matches!(event, Ok(watcher::Event::Delete(_)))))
-            .filter_map(move |event| {
-                let item = match event {
-                    Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
-                        let status = job.status.unwrap_or_default();
-                        match convert::job_status_from_k8s(&status) {
-                            Ok(status) if last.as_ref() == Some(&status) => None,
-                            Ok(status) => {
-                                last = Some(status.clone());
-                                Some(Ok(status))
-                            }
-                            Err(e) => Some(Err(invalid("watch", e.to_string()))),
-                        }
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(Err(watch_error(e))),
-                };
-                std::future::ready(item)
-            })
+        status_stream(self.jobs(), name, |job: batch::Job| {
+            convert::job_status_from_k8s(&job.status.unwrap_or_default())
+                .map_err(|e| invalid("watch", e.to_string()))
+        })
     }
 
     /// The events the cluster recorded about the Job `name` (its controller's), oldest
@@ -384,6 +385,13 @@ impl K8sCluster {
             .map_err(|e| api_error("delete", e))
     }
 
+    /// The CronJob API of the version the server serves, and that version.
+    async fn cron_jobs(&self) -> Result<(Api<DynamicObject>, ApiResource)> {
+        let resource = self.cron_job_resource().await?;
+        let api = Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        Ok((api, resource))
+    }
+
     /// The API version the server serves CronJobs under (`batch/v1`, or `batch/v1beta1`
     /// before 1.21), found by discovery.
     async fn cron_job_resource(&self) -> Result<ApiResource> {
@@ -425,32 +433,18 @@ impl K8sCluster {
         let name = required_name(cron_job.metadata.name.as_deref())?;
         let converted =
             convert::cron_job_to_k8s(cron_job).map_err(|e| invalid("apply", e.to_string()))?;
-        let mut warnings: Vec<String> = converted
-            .dropped
-            .iter()
-            .map(|p| format!("{p}: not a field of the Kubernetes API; not sent"))
-            .collect();
-        let resource = self.cron_job_resource().await?;
-        let mut sent = apply_body(
-            serde_json::to_value(&converted.object).map_err(|e| invalid("apply", e.to_string()))?,
-        );
+        let (api, resource) = self.cron_jobs().await?;
+        let mut sent =
+            serde_json::to_value(&converted.object).map_err(|e| invalid("apply", e.to_string()))?;
         sent["apiVersion"] = Value::String(resource.api_version.clone());
         sent["metadata"]["namespace"] = Value::String(self.namespace.clone());
-        warnings.extend(
-            self.prune_unknown(&mut sent, &resource.api_version, "CronJob")
-                .await?,
-        );
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let stored = api
-            .patch(&name, &params, &Patch::Apply(&sent))
-            .await
-            .map_err(|e| api_error("apply", e))?;
-        let stored_value =
-            serde_json::to_value(&stored).map_err(|e| invalid("apply", e.to_string()))?;
-        warnings.extend(pruned(&sent, &stored_value, self.version, "CronJob"));
-        let object = cron_job_from_value(stored_value, "apply")?;
+        let (stored, warnings) = self
+            .apply(&api, &name, sent, &converted.dropped, "CronJob")
+            .await?;
+        let object = cron_job_from_value(
+            serde_json::to_value(&stored).map_err(|e| invalid("apply", e.to_string()))?,
+            "apply",
+        )?;
         Ok(Applied { object, warnings })
     }
 
@@ -460,9 +454,7 @@ impl K8sCluster {
     ///
     /// The server cannot be reached, or serves no CronJobs.
     pub async fn cron_job(&self, name: &str) -> Result<Option<CronJob>> {
-        let resource = self.cron_job_resource().await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let (api, _) = self.cron_jobs().await?;
         let found = api.get_opt(name).await.map_err(|e| api_error("get", e))?;
         found
             .map(|o| {
@@ -494,34 +486,12 @@ impl K8sCluster {
         &self,
         name: &str,
     ) -> Result<impl Stream<Item = Result<CronJobStatus>> + Send + 'static> {
-        let resource = self.cron_job_resource().await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let mut last: Option<CronJobStatus> = None;
-        Ok(watcher(api, config)
-            .default_backoff()
-            .take_while(|event| std::future::ready(!matches!(event, Ok(watcher::Event::Delete(_)))))
-            .filter_map(move |event| {
-                let item = match event {
-                    Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                        match serde_json::to_value(&object)
-                            .map_err(|e| invalid("watch", e.to_string()))
-                            .and_then(|v| cron_job_from_value(v, "watch"))
-                        {
-                            Ok(cron_job) if last.as_ref() == Some(&cron_job.status) => None,
-                            Ok(cron_job) => {
-                                last = Some(cron_job.status.clone());
-                                Some(Ok(cron_job.status))
-                            }
-                            Err(e) => Some(Err(e)),
-                        }
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(Err(watch_error(e))),
-                };
-                std::future::ready(item)
-            }))
+        let (api, _) = self.cron_jobs().await?;
+        Ok(status_stream(api, name, |object: DynamicObject| {
+            let value =
+                serde_json::to_value(&object).map_err(|e| invalid("watch", e.to_string()))?;
+            cron_job_from_value(value, "watch").map(|c| c.status)
+        }))
     }
 
     /// Deletes the CronJob and (in the background) its Jobs.
@@ -530,9 +500,7 @@ impl K8sCluster {
     ///
     /// There is no such CronJob, or the server cannot be reached.
     pub async fn delete_cron_job(&self, name: &str) -> Result<()> {
-        let resource = self.cron_job_resource().await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let (api, _) = self.cron_jobs().await?;
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
@@ -606,6 +574,42 @@ fn prune(
         }
         _ => {}
     }
+}
+
+/// The status (`status_of`) of the object `name` each time it changes: its status now first,
+/// then each change (an unchanged status is not repeated). Watch problems are `Err` items and
+/// the stream goes on (kube's watcher, with back-off); the object's deletion ends it.
+fn status_stream<K, S>(
+    api: Api<K>,
+    name: &str,
+    status_of: impl Fn(K) -> Result<S> + Send + 'static,
+) -> impl Stream<Item = Result<S>> + Send + 'static
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    S: PartialEq + Clone + Send + 'static,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut last: Option<S> = None;
+    watcher(api, config)
+        .default_backoff()
+        .take_while(|event| std::future::ready(!matches!(event, Ok(watcher::Event::Delete(_)))))
+        .filter_map(move |event| {
+            let item = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                    match status_of(object) {
+                        Ok(status) if last.as_ref() == Some(&status) => None,
+                        Ok(status) => {
+                            last = Some(status.clone());
+                            Some(Ok(status))
+                        }
+                        Err(e) => Some(Err(e)),
+                    }
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(watch_error(e))),
+            };
+            std::future::ready(item)
+        })
 }
 
 /// The object's name; applying needs one (`generateName` is for creating).

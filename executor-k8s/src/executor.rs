@@ -283,12 +283,6 @@ impl Executor for K8sExecutor {
         &self,
         template: &PodTemplateSpec,
     ) -> std::result::Result<(), ValidationErrors> {
-        let value = serde_json::to_value(&template.spec).map_err(|e| {
-            ValidationErrors(vec![FieldError::invalid_without_value(
-                FieldPath::new("template.spec"),
-                e.to_string(),
-            )])
-        })?;
         if !self.version.has_native_sidecars() {
             let sidecars: Vec<FieldError> = template
                 .spec
@@ -312,33 +306,25 @@ impl Executor for K8sExecutor {
                 return Err(ValidationErrors(sidecars));
             }
         }
-        let parsed: std::result::Result<k8s_openapi::api::core::v1::PodSpec, _> =
-            serde_path_to_error::deserialize(value.clone());
-        match parsed {
-            Err(e) => Err(ValidationErrors(vec![FieldError::invalid_without_value(
-                FieldPath::new(&format!("template.spec.{}", e.path())),
-                e.inner().to_string(),
-            )])),
-            Ok(spec) => {
-                let back = serde_json::to_value(&spec).unwrap_or_default();
-                let mut dropped = Vec::new();
-                crate::convert::missing_paths(&value, &back, "template.spec", &mut dropped);
-                if dropped.is_empty() {
-                    Ok(())
-                } else {
-                    Err(ValidationErrors(
-                        dropped
-                            .into_iter()
-                            .map(|p| {
-                                FieldError::forbidden(
-                                    FieldPath::new(&p),
-                                    "a field the Kubernetes API does not know",
-                                )
-                            })
-                            .collect(),
-                    ))
-                }
+        match translate::api_pod_spec(&template.spec, "template.spec") {
+            Ok(_) => Ok(()),
+            Err(translate::PodSpecMismatch::Unfit { path, message }) => {
+                Err(ValidationErrors(vec![FieldError::invalid_without_value(
+                    FieldPath::new(&path),
+                    message,
+                )]))
             }
+            Err(translate::PodSpecMismatch::Unknown(paths)) => Err(ValidationErrors(
+                paths
+                    .iter()
+                    .map(|p| {
+                        FieldError::forbidden(
+                            FieldPath::new(p),
+                            "a field the Kubernetes API does not know",
+                        )
+                    })
+                    .collect(),
+            )),
         }
     }
 

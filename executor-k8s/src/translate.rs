@@ -20,9 +20,34 @@ use batch_core::executor::{
     Terminated,
 };
 use batch_core::job::{PodCondition, PodPhase};
-use batch_core::model::{ConditionStatus, Timestamp};
+use batch_core::model::{ConditionStatus, PodSpec, Timestamp};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+/// Why a batch-core pod spec is not a Kubernetes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PodSpecMismatch {
+    /// A field whose value the API type cannot hold (its path, and why).
+    Unfit { path: String, message: String },
+    /// Fields the API types do not know, by path.
+    Unknown(Vec<String>),
+}
+
+/// `spec` as the API's PodSpec, every field kept; paths in the error start with `prefix`.
+pub(crate) fn api_pod_spec(spec: &PodSpec, prefix: &str) -> Result<core::PodSpec, PodSpecMismatch> {
+    let unfit = |path: String, message: String| PodSpecMismatch::Unfit { path, message };
+    let value = serde_json::to_value(spec).map_err(|e| unfit(prefix.to_owned(), e.to_string()))?;
+    let api: core::PodSpec = serde_path_to_error::deserialize(value.clone())
+        .map_err(|e| unfit(format!("{prefix}.{}", e.path()), e.inner().to_string()))?;
+    let back = serde_json::to_value(&api).map_err(|e| unfit(prefix.to_owned(), e.to_string()))?;
+    let mut dropped = Vec::new();
+    crate::convert::missing_paths(&value, &back, prefix, &mut dropped);
+    if dropped.is_empty() {
+        Ok(api)
+    } else {
+        Err(PodSpecMismatch::Unknown(dropped))
+    }
+}
 
 /// The Pod to create for `request` in `namespace`.
 ///
@@ -31,19 +56,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 /// The template has a field the API types cannot hold, or does not fit them (the message
 /// names the field).
 pub fn pod_for(request: &PodRequest, namespace: &str) -> Result<core::Pod, String> {
-    let value = serde_json::to_value(&request.spec).map_err(|e| e.to_string())?;
-    let spec: core::PodSpec = serde_path_to_error::deserialize(value.clone())
-        .map_err(|e| format!("spec.{}: {}", e.path(), e.inner()))?;
-    let back = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
-    let mut dropped = Vec::new();
-    crate::convert::missing_paths(&value, &back, "spec", &mut dropped);
-    if !dropped.is_empty() {
-        return Err(format!(
-            "fields the Kubernetes API does not know: {}",
-            dropped.join(", ")
-        ));
-    }
-    let mut spec = spec;
+    let mut spec = api_pod_spec(&request.spec, "spec").map_err(|e| match e {
+        PodSpecMismatch::Unfit { path, message } => format!("{path}: {message}"),
+        PodSpecMismatch::Unknown(paths) => {
+            format!(
+                "fields the Kubernetes API does not know: {}",
+                paths.join(", ")
+            )
+        }
+    })?;
     if let Some(hostname) = &request.hostname {
         spec.hostname = Some(hostname.clone());
     }
