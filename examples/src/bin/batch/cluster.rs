@@ -6,7 +6,7 @@ use batch_core::model::{CronJob, Job, JobStatus};
 use batch_executor_k8s::{K8sCluster, K8sExecutorConfig};
 use futures_util::StreamExt;
 
-use crate::run::{INTERRUPTED, completed, failed};
+use crate::run::{INTERRUPTED, completed, failed, final_line};
 
 fn now() -> String {
     SystemClock
@@ -138,25 +138,6 @@ async fn follow(cluster: &K8sCluster, name: String, json: bool, named: bool) -> 
             break;
         }
     }
-    if json {
-        let line = if named {
-            serde_json::json!({"final": {"job": name, "status": last}})
-        } else {
-            serde_json::json!({"final": {"status": last}})
-        };
-        println!("{line}");
-    } else {
-        let outcome = if completed(&last) {
-            "Complete"
-        } else if failed(&last) {
-            "Failed"
-        } else {
-            "not finished"
-        };
-        println!(
-            "job/{name}: {outcome} — succeeded {}, failed {}",
-            last.succeeded, last.failed
-        );
-    }
+    println!("{}", final_line(json, &name, &last, named));
     completed(&last)
 }

@@ -157,6 +157,43 @@ pub(crate) fn default_state_dir(given: Option<&PathBuf>) -> PathBuf {
     data.join("batch")
 }
 
+/// The line that ends a Job's run: `{"final":{…}}` in JSON (with the Job's name when the
+/// file has several), else its outcome, counts, indexes and failure reason.
+pub(crate) fn final_line(json: bool, name: &str, status: &JobStatus, named: bool) -> String {
+    if json {
+        let line = if named {
+            serde_json::json!({"final": {"job": name, "status": status}})
+        } else {
+            serde_json::json!({"final": {"status": status}})
+        };
+        return line.to_string();
+    }
+    let outcome = if completed(status) {
+        "Complete"
+    } else if failed(status) {
+        "Failed"
+    } else {
+        "not finished"
+    };
+    let mut line = format!(
+        "job/{name}: {outcome} — succeeded {}, failed {}",
+        status.succeeded, status.failed
+    );
+    if let Some(ix) = Some(status.completed_indexes.as_str()).filter(|s| !s.is_empty()) {
+        line.push_str(&format!(", completed indexes {ix}"));
+    }
+    if let Some(ix) = status.failed_indexes.as_deref().filter(|s| !s.is_empty()) {
+        line.push_str(&format!(", failed indexes {ix}"));
+    }
+    if let Some(c) = status
+        .condition(&JobConditionType::Failed)
+        .filter(|c| c.status == batch_core::model::ConditionStatus::True)
+    {
+        line.push_str(&format!(" ({}: {})", c.reason, c.message));
+    }
+    line
+}
+
 /// Builds the executor chosen with `--executor`; the error is the one line to print.
 ///
 /// `docker` connects to the engine at `DOCKER_HOST` (else the default socket). Its pods are
@@ -812,43 +849,7 @@ impl Printer {
     }
 
     fn final_status(&self, name: &str, status: &JobStatus, named: bool) {
-        match self.format {
-            Format::Json => {
-                let line = if named {
-                    serde_json::json!({"final": {"job": name, "status": status}})
-                } else {
-                    serde_json::json!({"final": {"status": status}})
-                };
-                self.print(&[line.to_string()]);
-            }
-            Format::Text { .. } => {
-                let outcome = if completed(status) {
-                    "Complete"
-                } else if failed(status) {
-                    "Failed"
-                } else {
-                    "not finished"
-                };
-                let mut line = format!(
-                    "job/{name}: {outcome} — succeeded {}, failed {}",
-                    status.succeeded, status.failed
-                );
-                if let Some(ix) = Some(status.completed_indexes.as_str()).filter(|s| !s.is_empty())
-                {
-                    line.push_str(&format!(", completed indexes {ix}"));
-                }
-                if let Some(ix) = status.failed_indexes.as_deref().filter(|s| !s.is_empty()) {
-                    line.push_str(&format!(", failed indexes {ix}"));
-                }
-                if let Some(c) = status
-                    .condition(&JobConditionType::Failed)
-                    .filter(|c| c.status == batch_core::model::ConditionStatus::True)
-                {
-                    line.push_str(&format!(" ({}: {})", c.reason, c.message));
-                }
-                self.print(&[line]);
-            }
-        }
+        self.print(&[final_line(self.format == Format::Json, name, status, named)]);
     }
 
     fn final_cron_status(&self, name: &str, status: &batch_core::model::CronJobStatus) {
