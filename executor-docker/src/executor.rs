@@ -198,7 +198,7 @@ impl Inner {
             snapshot.runs.entry(name.clone()).or_default().push(Run {
                 attempt,
                 id,
-                state: observe::run_state(&inspect),
+                state: observe::settled(observe::run_state(&inspect), &inspect, chrono::Utc::now()),
             });
         }
         for runs in snapshot.runs.values_mut() {

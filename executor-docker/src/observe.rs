@@ -123,6 +123,39 @@ pub(crate) fn run_state(inspect: &ContainerInspectResponse) -> RunState {
     }
 }
 
+/// How long a memory-limited run killed by SIGKILL may wait for the engine to mark it
+/// `OOMKilled`.
+pub(crate) const OOM_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// A run the engine may not be done recording: Docker 20.10 takes a container's OOM kill
+/// from the runtime's OOM event, which can come after its exit event under load; it then
+/// marks the stopped container `OOMKilled` (and sends an `oom` event) a moment later. So a
+/// run with a memory limit that ended with 137 (SIGKILL), not marked `OOMKilled`, less than
+/// [`OOM_SETTLE`] before `now`, is taken as still running; the `oom` event or the next look
+/// settles it. Any other run is `state` itself.
+pub(crate) fn settled(
+    state: RunState,
+    inspect: &ContainerInspectResponse,
+    now: Timestamp,
+) -> RunState {
+    let limited = inspect
+        .host_config
+        .as_ref()
+        .and_then(|h| h.memory)
+        .is_some_and(|m| m > 0);
+    match state {
+        RunState::Ended(t)
+            if limited
+                && t.exit_code == 137
+                && t.reason != "OOMKilled"
+                && t.finished_at.is_some_and(|f| now - f < OOM_SETTLE) =>
+        {
+            RunState::Running(t.started_at)
+        }
+        other => other,
+    }
+}
+
 /// What the engine holds of a pod: the runs of each container, oldest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Snapshot {
@@ -763,6 +796,32 @@ containers:
         };
         assert_eq!((t2.exit_code, t2.reason.as_str()), (137, "OOMKilled"));
         assert_eq!(t2.finished_at, Some(t(2)));
+        // Killed (137) with a memory limit, not (yet) marked OOMKilled: still settling for
+        // OOM_SETTLE after its end, then an Error; without a limit, an Error at once.
+        let killed = |memory: u64| -> ContainerInspectResponse {
+            serde_json::from_str(&format!(
+                r#"{{"State": {{"Status":"exited","ExitCode":137,"OOMKilled":false,"StartedAt":"2026-01-01T00:00:00Z","FinishedAt":"2026-01-01T00:00:02Z"}}, "HostConfig": {{"Memory": {memory}}}}}"#
+            ))
+            .unwrap()
+        };
+        let limited = killed(64 << 20);
+        assert_eq!(
+            settled(run_state(&limited), &limited, t(3)),
+            RunState::Running(Some(t(0)))
+        );
+        let RunState::Ended(late) = settled(run_state(&limited), &limited, t(4)) else {
+            panic!()
+        };
+        assert_eq!((late.exit_code, late.reason.as_str()), (137, "Error"));
+        let unlimited = killed(0);
+        assert!(matches!(
+            settled(run_state(&unlimited), &unlimited, t(3)),
+            RunState::Ended(_)
+        ));
+        assert!(matches!(
+            settled(run_state(&oom), &oom, t(2)),
+            RunState::Ended(ref e) if e.reason == "OOMKilled"
+        ));
         let failed = inspect(
             r#"{"Status":"exited","ExitCode":3,"StartedAt":"2026-01-01T00:00:00Z","FinishedAt":"2026-01-01T00:00:01Z"}"#,
         );
