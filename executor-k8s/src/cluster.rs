@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::K8sExecutorConfig;
 use crate::convert::{self, missing_paths};
-use crate::executor::{ServerVersion, api_error, at_server, connect_client, watch_error};
+use crate::executor::{
+    ServerVersion, api_error, at_server, connect_client, relisting_watcher, watch_error,
+};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "batch";
@@ -590,7 +592,7 @@ where
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut last: Option<S> = None;
-    watcher(api, config)
+    relisting_watcher(api, config)
         .default_backoff()
         .take_while(|event| std::future::ready(!matches!(event, Ok(watcher::Event::Delete(_)))))
         .filter_map(move |event| {

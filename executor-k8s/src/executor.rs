@@ -135,6 +135,40 @@ pub(crate) fn watch_error(e: watcher::Error) -> Error {
         .with_source(e)
 }
 
+/// kube's `watcher`, except that a watch *request* answered with `410 Gone` lists again.
+///
+/// kube-runtime 5 re-lists when a running watch sends a `410` ERROR event (what a
+/// kube-apiserver does), but when the watch request itself is answered with HTTP 410 (a
+/// server reading etcd directly, a proxy, an aggregated API server) it retries the watch
+/// from the same, expired, resource version for ever. client-go's reflector lists again in
+/// both cases; so does this: the error is reported as an `Err` item as before, and the next
+/// item comes from a new watcher, which starts with a list.
+pub(crate) fn relisting_watcher<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures_util::Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>>
++ Send
++ 'static
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let inner = watcher(api.clone(), config.clone()).boxed();
+    futures_util::stream::unfold(
+        (api, config, inner),
+        |(api, config, mut inner)| async move {
+            let item = inner.next().await?;
+            if matches!(
+                &item,
+                Err(watcher::Error::WatchStartFailed(kube::Error::Api(status)))
+                    if status.code == 410
+            ) {
+                inner = watcher(api.clone(), config.clone()).boxed();
+            }
+            Some((item, (api, config, inner)))
+        },
+    )
+}
+
 /// A connection error naming the server it was for.
 pub(crate) fn at_server(e: Error, server: &str) -> Error {
     let transient = e.is_transient();
@@ -362,11 +396,12 @@ impl Executor for K8sExecutor {
     }
 
     /// kube's `watcher`: it resumes after a disconnect from the last resource version and
-    /// lists again on `410 Gone`; each of those problems is reported as an `Err` item (the
+    /// lists again on `410 Gone` (an ERROR event, or the watch request's answer:
+    /// `relisting_watcher`); each of those problems is reported as an `Err` item (the
     /// stream goes on).
     async fn watch(&self, selector: &LabelSelector) -> Result<WatchStream> {
         let config = watcher::Config::default().labels(&label_selector(selector));
-        let stream = watcher(self.pods.clone(), config)
+        let stream = relisting_watcher(self.pods.clone(), config)
             .default_backoff()
             .filter_map(|event| async move {
                 match event {

@@ -715,10 +715,11 @@ async fn a_gone_watch_is_reported_and_the_new_list_is_watched() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_410_status_answering_the_watch_request_is_retried_at_the_same_version() {
+async fn a_410_status_answering_the_watch_request_lists_again() {
     // Not what a kube-apiserver does (it sends 410 as an ERROR event, above), but what a
-    // proxy or an aggregated server may: kube's watcher reports the failed start and tries the
-    // watch again from the same version; it does not list again.
+    // server reading etcd directly, a proxy or an aggregated server may. kube's watcher alone
+    // would retry the watch from the same expired version for ever; the executor lists again,
+    // as client-go's reflector does, and watches from the new list's version.
     let (exec, mut handle) = connect().await;
     let server = tokio::spawn(async move {
         let mut seen = Vec::new();
@@ -737,20 +738,27 @@ async fn a_410_status_answering_the_watch_request_is_retried_at_the_same_version
         ));
         let (request, reply) = next_request(&mut handle).await;
         seen.push(request);
+        reply.send_response(json_response(
+            200,
+            &pod_list("200", &[pod("pi-a", "Succeeded", "160")]),
+        ));
+        let (request, reply) = next_request(&mut handle).await;
+        seen.push(request);
         reply.send_response(watch_response(&[event(
             "MODIFIED",
-            &pod("pi-a", "Succeeded", "160"),
+            &pod("pi-a", "Succeeded", "210"),
         )]));
         (seen, handle)
     });
 
     let mut stream = exec.watch(&selector()).await.unwrap();
-    let (items, errors) = take(&mut stream, 3).await;
+    let (items, errors) = take(&mut stream, 4).await;
     assert_eq!(
         items,
         vec![
             applied("pi-a", PodPhase::Running),
             Item::Err(ErrorKind::Unavailable, true),
+            applied("pi-a", PodPhase::Succeeded),
             applied("pi-a", PodPhase::Succeeded),
         ]
     );
@@ -760,6 +768,48 @@ async fn a_410_status_answering_the_watch_request_is_retried_at_the_same_version
         }
         other => panic!("not the watch start's 410: {other:?}"),
     }
+    let (seen, _handle) = server.await.unwrap();
+    assert_eq!(seen.len(), 4);
+    seen[0].assert_watcher_list();
+    seen[1].assert_watch_from("100");
+    seen[2].assert_watcher_list();
+    seen[3].assert_watch_from("200");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_request_failing_otherwise_is_retried_at_the_same_version() {
+    // Any other failed start (here a 500) keeps the version: no list in between.
+    let (exec, mut handle) = connect().await;
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let (request, reply) = next_request(&mut handle).await;
+        seen.push(request);
+        reply.send_response(json_response(
+            200,
+            &pod_list("100", &[pod("pi-a", "Running", "90")]),
+        ));
+        let (request, reply) = next_request(&mut handle).await;
+        seen.push(request);
+        reply.send_response(status_response(500, "InternalError", "etcd is down"));
+        let (request, reply) = next_request(&mut handle).await;
+        seen.push(request);
+        reply.send_response(watch_response(&[event(
+            "MODIFIED",
+            &pod("pi-a", "Succeeded", "160"),
+        )]));
+        (seen, handle)
+    });
+
+    let mut stream = exec.watch(&selector()).await.unwrap();
+    let (items, _errors) = take(&mut stream, 3).await;
+    assert_eq!(
+        items,
+        vec![
+            applied("pi-a", PodPhase::Running),
+            Item::Err(ErrorKind::Unavailable, true),
+            applied("pi-a", PodPhase::Succeeded),
+        ]
+    );
     let (seen, _handle) = server.await.unwrap();
     assert_eq!(seen.len(), 3);
     seen[0].assert_watcher_list();
