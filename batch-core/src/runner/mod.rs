@@ -619,13 +619,17 @@ impl Backoff {
     }
 }
 
-/// The text of an error with its sources, for events and logs.
+/// The text of an error with its sources, for events and logs. A source whose text is
+/// already said (an error that quotes its cause, as many wrappers do) is not repeated.
 fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let said = s.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = s.source();
     }
     text
@@ -711,6 +715,44 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::TimeZone;
+
+    #[derive(Debug)]
+    struct Link(&'static str, Option<Box<Link>>);
+
+    impl std::fmt::Display for Link {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Link {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1
+                .as_deref()
+                .map(|l| l as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn error_text_follows_sources_without_repeating_what_was_said() {
+        let chain = Link(
+            "watch failed (unavailable): failed to start watching: client error (Connect)",
+            Some(Box::new(Link(
+                "failed to start watching: client error (Connect)",
+                Some(Box::new(Link(
+                    "client error (Connect)",
+                    Some(Box::new(Link("connection refused", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_text(&chain),
+            "watch failed (unavailable): failed to start watching: client error (Connect): \
+             connection refused"
+        );
+        let plain = Link("create failed", Some(Box::new(Link("disk full", None))));
+        assert_eq!(error_text(&plain), "create failed: disk full");
+    }
 
     #[test]
     fn generated_uids_differ_and_look_like_uuids() {
