@@ -164,7 +164,9 @@
 //!   `ExecutorLost`, with a message that says the shim exited, how, and the last line of
 //!   `shim.log` (for example why `pod.json` could not be used); it records that end. Another
 //!   executor reports such a pod `Running` while processes of it are left, then `Failed`
-//!   (`ExecutorLost`).
+//!   (`ExecutorLost`) — only after reading `pod.json` again once the shim is known to be
+//!   gone: a shim records the pod's end just before it exits, and a record read a moment
+//!   earlier must not turn a pod that succeeded into a lost one.
 //! - A shim whose pod directory disappears (removed by hand) kills the pod and exits.
 //!
 //! Limits: timers (restart back-off, grace periods, `activeDeadlineSeconds`) are on the

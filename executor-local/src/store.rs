@@ -224,20 +224,39 @@ pub(crate) fn foreign_observation(
     record: &PodRecord,
     now: Timestamp,
 ) -> (PodObservation, bool) {
-    let mut obs = record.observation.clone();
-    if obs.phase.is_terminal() {
-        return (obs, true);
-    }
-    if record.shim && record.owner.is_alive() {
-        // The pod's shim records every change: the record is current.
-        return (obs, false);
-    }
-    if !live_groups(dir).is_empty() {
-        obs.phase = PodPhase::Running;
-        return (obs, false);
-    }
-    if record.owner.is_alive() {
-        return (obs, false);
+    let mut record = std::borrow::Cow::Borrowed(record);
+    // A few rounds at most: each one follows a record its owner wrote before exiting.
+    for _ in 0..3 {
+        let obs = record.observation.clone();
+        if obs.phase.is_terminal() {
+            return (obs, true);
+        }
+        if record.shim && record.owner.is_alive() {
+            // The pod's shim records every change: the record is current.
+            return (obs, false);
+        }
+        if !live_groups(dir).is_empty() {
+            let mut obs = obs;
+            obs.phase = PodPhase::Running;
+            return (obs, false);
+        }
+        if record.owner.is_alive() {
+            return (obs, false);
+        }
+        // The owner is gone and so are the pod's processes. It may have recorded the pod's
+        // end (a shim writes it just before it exits) after `record` was read: the record
+        // read now, once the owner is known to be gone, is its last word. Only if that says
+        // nothing new is the outcome lost.
+        match read_record(dir) {
+            Some(fresh)
+                if fresh.observation != record.observation
+                    || fresh.owner != record.owner
+                    || fresh.shim != record.shim =>
+            {
+                record = std::borrow::Cow::Owned(fresh);
+            }
+            _ => break,
+        }
     }
     let why = if record.shim {
         format!(
@@ -252,6 +271,7 @@ pub(crate) fn foreign_observation(
             record.owner.pid
         )
     };
+    let mut obs = record.observation.clone();
     mark_lost(&mut obs, &why, now);
     (obs, true)
 }
@@ -297,6 +317,65 @@ mod tests {
             start_time: me.start_time + 1,
         };
         assert!(!other.is_alive());
+    }
+
+    fn record(phase: PodPhase, owner: Owner) -> PodRecord {
+        let request: PodRequest = serde_json::from_value(serde_json::json!({
+            "name": "pi-0",
+            "job": {"name": "pi", "uid": "u"},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]}
+        }))
+        .unwrap();
+        PodRecord {
+            observation: PodObservation {
+                name: request.name.clone(),
+                phase,
+                ..PodObservation::default()
+            },
+            request,
+            owner,
+            shim: true,
+            shim_mode: true,
+        }
+    }
+
+    fn write(dir: &Path, r: &PodRecord) {
+        write_record(
+            dir,
+            &PodRecordRef {
+                request: &r.request,
+                observation: &r.observation,
+                owner: r.owner,
+                shim: r.shim,
+                shim_mode: r.shim_mode,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_gone_shim_whose_record_was_read_before_its_last_write_is_not_taken_as_lost() {
+        // The race seen by the crash tests: a record read while the shim was running (not
+        // yet terminal), the shim writing the pod's end and exiting, then the liveness
+        // check: the record on disk now is what counts.
+        let me = Owner::current();
+        let gone = Owner {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let stale = record(PodPhase::Running, gone);
+        write(dir.path(), &record(PodPhase::Succeeded, gone));
+        let (obs, settled) = foreign_observation(dir.path(), &stale, now);
+        assert_eq!((obs.phase, settled), (PodPhase::Succeeded, true));
+        assert_eq!(obs.reason, "");
+
+        // Nothing newer on disk: the outcome is lost.
+        write(dir.path(), &stale);
+        let (obs, settled) = foreign_observation(dir.path(), &stale, now);
+        assert_eq!((obs.phase, settled), (PodPhase::Failed, true));
+        assert_eq!(obs.reason, EXECUTOR_LOST);
     }
 
     #[test]
