@@ -60,6 +60,10 @@ struct Inner {
     shims: Mutex<HashMap<String, ShimPod>>,
     /// Whether the poller of other processes' pods runs.
     polling: std::sync::atomic::AtomicBool,
+    /// Pods this executor stopped following because another shim runs them (with their
+    /// labels), for the poller's next pass: it has not seen them yet, so if their directory
+    /// is already gone it reports them `Deleted` from here.
+    handed_over: Mutex<HashMap<String, BTreeMap<String, String>>>,
 }
 
 /// A pod run by a shim this executor started.
@@ -205,6 +209,7 @@ impl LocalExecutor {
                 hosted,
                 shims: Mutex::new(HashMap::new()),
                 polling: std::sync::atomic::AtomicBool::new(false),
+                handed_over: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -1283,11 +1288,17 @@ impl Inner {
             .is_ok_and(|s| s.code() == Some(i32::from(crate::shim::EXIT_ANOTHER_SHIM)));
         if other.is_some() || locked_out {
             // Another shim runs the pod (started by another executor): it is followed as
-            // another process's pod, and told to stop if this executor was.
+            // another process's pod, and told to stop if this executor was. The poller has
+            // not followed it so far: it is told, so that a pod whose directory goes (the
+            // other shim acting on the stop request, at once if it had not started yet)
+            // before its next pass is still reported `Deleted`.
             if shim.stop_requested
                 && let Some(other) = other
             {
                 signal_shim(other);
+            }
+            if self.polling.load(std::sync::atomic::Ordering::SeqCst) {
+                lock(&self.handed_over).insert(name, shim.request.labels.clone());
             }
             return;
         }
@@ -1482,7 +1493,11 @@ impl Inner {
     /// `Applied` for those whose `pod.json` changed, `Deleted` for those gone.
     fn poll_once(self: &Arc<Self>, known: &mut HashMap<String, Polled>) {
         use std::os::unix::fs::DirEntryExt as _;
+        // Taken before the directory is read: a pod handed over before this pass is either
+        // in the listing below (and followed from now on) or gone.
+        let handed_over = std::mem::take(&mut *lock(&self.handed_over));
         let Ok(entries) = fs::read_dir(&self.pods_dir) else {
+            lock(&self.handed_over).extend(handed_over);
             return;
         };
         let mut seen = HashSet::new();
@@ -1549,6 +1564,16 @@ impl Inner {
                     obs,
                 },
             );
+        }
+        for (name, labels) in handed_over {
+            if !seen.contains(&name)
+                && !known.contains_key(&name)
+                && !lock(&self.shims).contains_key(&name)
+                && !lock(&self.pods).contains_key(&name)
+                && !self.pods_dir.join(&name).exists()
+            {
+                self.broadcast(&labels, || WatchEvent::Deleted { name: name.clone() });
+            }
         }
         known.retain(|name, p| {
             if seen.contains(name) {
