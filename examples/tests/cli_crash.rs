@@ -77,7 +77,19 @@ fn finish(mut child: Child, limit: Duration) -> Run {
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("batch run did not end within {limit:?}");
+            let lines = out.join().unwrap_or_default();
+            let tail: Vec<String> = lines
+                .iter()
+                .rev()
+                .take(10)
+                .rev()
+                .map(Value::to_string)
+                .collect();
+            panic!(
+                "batch run did not end within {limit:?}; its last lines:\n{}\nstderr: {}",
+                tail.join("\n"),
+                err.join().unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -170,6 +182,14 @@ fn chain(test: &str, kills: &[Kill]) -> usize {
     let manifest = chain_manifest(&dir);
     let mut cycles = 0;
     let mut completed = None;
+    // What every run printed (JSON lines, and its warnings): shown for the pods of an index
+    // that ran twice.
+    let mut said: Vec<String> = Vec::new();
+    let mut note = |run: &Run| {
+        said.push("-- run --".to_owned());
+        said.extend(run.lines.iter().map(Value::to_string));
+        said.extend(run.stderr.lines().map(str::to_owned));
+    };
     for kill in kills {
         let child = match kill {
             Kill::At(point) => spawn(&dir, &manifest, Some(point)),
@@ -184,6 +204,7 @@ fn chain(test: &str, kills: &[Kill]) -> usize {
                 finish(child, Duration::from_secs(30))
             }
         };
+        note(&run);
         match run.signal {
             Some(9) => cycles += 1,
             // The Job ended before the kill point came: nothing more to kill (running the
@@ -199,8 +220,11 @@ fn chain(test: &str, kills: &[Kill]) -> usize {
         }
     }
     // Restarted, the Job runs to its end.
-    let run =
-        completed.unwrap_or_else(|| finish(spawn(&dir, &manifest, None), Duration::from_secs(180)));
+    let run = completed.unwrap_or_else(|| {
+        let run = finish(spawn(&dir, &manifest, None), Duration::from_secs(180));
+        note(&run);
+        run
+    });
     assert_eq!(
         run.code,
         Some(0),
@@ -215,10 +239,22 @@ fn chain(test: &str, kills: &[Kill]) -> usize {
         *runs.entry(s.parse().unwrap()).or_default() += 1;
     }
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "{test}: completed indexes ran again after {cycles} kills: {twice:?}"
-    );
+    if !twice.is_empty() {
+        let pods: Vec<String> = twice.iter().map(|(i, _)| format!("crashy-{i}-")).collect();
+        let lines: Vec<&String> = said
+            .iter()
+            .filter(|l| l.starts_with("-- run") || pods.iter().any(|p| l.contains(p)))
+            .collect();
+        panic!(
+            "{test}: completed indexes ran again after {cycles} kills: {twice:?}; what the runs \
+             said of their pods:\n{}",
+            lines
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     assert_eq!(
         runs.keys().copied().collect::<Vec<_>>(),
         (0..COMPLETIONS).collect::<Vec<_>>(),
