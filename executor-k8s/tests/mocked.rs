@@ -138,6 +138,23 @@ async fn next_request(handle: &mut ApiHandle) -> (Seen, Reply) {
     (Seen::of(&request), reply)
 }
 
+/// A server that answers the client's next requests with `responses`, one each, in order;
+/// its task returns what it was asked (and the handle, which keeps the mock alive).
+fn serve_in_order(
+    mut handle: ApiHandle,
+    responses: Vec<Response<Body>>,
+) -> tokio::task::JoinHandle<(Vec<Seen>, ApiHandle)> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for response in responses {
+            let (request, reply) = next_request(&mut handle).await;
+            seen.push(request);
+            reply.send_response(response);
+        }
+        (seen, handle)
+    })
+}
+
 fn json_response(status: u16, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -584,32 +601,21 @@ fn watcher_error(error: &Error) -> &kube::runtime::watcher::Error {
 
 #[tokio::test(start_paused = true)]
 async fn the_watch_resumes_after_the_server_ends_it() {
-    let (exec, mut handle) = connect().await;
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list("100", &[pod("pi-a", "Pending", "90")]),
-        ));
-        // The first watch: one event, then the response ends (the connection is dropped).
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(watch_response(&[event(
-            "MODIFIED",
-            &pod("pi-a", "Running", "101"),
-        )]));
-        // The watch again, from where the first one stopped.
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(watch_response(&[
-            event("MODIFIED", &pod("pi-a", "Succeeded", "102")),
-            event("ADDED", &pod("pi-b", "Pending", "103")),
-            event("DELETED", &pod("pi-a", "Succeeded", "104")),
-        ]));
-        (seen, handle)
-    });
+    let (exec, handle) = connect().await;
+    let server = serve_in_order(
+        handle,
+        vec![
+            json_response(200, &pod_list("100", &[pod("pi-a", "Pending", "90")])),
+            // The first watch: one event, then the response ends (the connection is dropped).
+            watch_response(&[event("MODIFIED", &pod("pi-a", "Running", "101"))]),
+            // The watch again, from where the first one stopped.
+            watch_response(&[
+                event("MODIFIED", &pod("pi-a", "Succeeded", "102")),
+                event("ADDED", &pod("pi-b", "Pending", "103")),
+                event("DELETED", &pod("pi-a", "Succeeded", "104")),
+            ]),
+        ],
+    );
 
     let mut stream = exec.watch(&selector()).await.unwrap();
     let (items, _) = take(&mut stream, 5).await;
@@ -634,47 +640,37 @@ async fn the_watch_resumes_after_the_server_ends_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_gone_watch_is_reported_and_the_new_list_is_watched() {
-    let (exec, mut handle) = connect().await;
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list(
-                "100",
-                &[pod("pi-a", "Running", "90"), pod("pi-c", "Running", "95")],
+    let (exec, handle) = connect().await;
+    let server = serve_in_order(
+        handle,
+        vec![
+            json_response(
+                200,
+                &pod_list(
+                    "100",
+                    &[pod("pi-a", "Running", "90"), pod("pi-c", "Running", "95")],
+                ),
             ),
-        ));
-        // A real API server answers a watch from a compacted version with 200 and an ERROR
-        // event (code 410), here after one event.
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(watch_response(&[
-            event("MODIFIED", &pod("pi-a", "Succeeded", "105")),
-            gone_event("105"),
-        ]));
-        // The list again: pi-c has gone meanwhile, pi-b has come.
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list(
-                "200",
-                &[
-                    pod("pi-a", "Succeeded", "105"),
-                    pod("pi-b", "Pending", "150"),
-                ],
+            // A real API server answers a watch from a compacted version with 200 and an ERROR
+            // event (code 410), here after one event.
+            watch_response(&[
+                event("MODIFIED", &pod("pi-a", "Succeeded", "105")),
+                gone_event("105"),
+            ]),
+            // The list again: pi-c has gone meanwhile, pi-b has come.
+            json_response(
+                200,
+                &pod_list(
+                    "200",
+                    &[
+                        pod("pi-a", "Succeeded", "105"),
+                        pod("pi-b", "Pending", "150"),
+                    ],
+                ),
             ),
-        ));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(watch_response(&[event(
-            "DELETED",
-            &pod("pi-a", "Succeeded", "201"),
-        )]));
-        (seen, handle)
-    });
+            watch_response(&[event("DELETED", &pod("pi-a", "Succeeded", "201"))]),
+        ],
+    );
 
     let mut stream = exec.watch(&selector()).await.unwrap();
     let (items, errors) = take(&mut stream, 7).await;
@@ -720,36 +716,16 @@ async fn a_410_status_answering_the_watch_request_lists_again() {
     // server reading etcd directly, a proxy or an aggregated server may. kube's watcher alone
     // would retry the watch from the same expired version for ever; the executor lists again,
     // as client-go's reflector does, and watches from the new list's version.
-    let (exec, mut handle) = connect().await;
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list("100", &[pod("pi-a", "Running", "90")]),
-        ));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(status_response(
-            410,
-            "Expired",
-            "too old resource version: 100 (150)",
-        ));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list("200", &[pod("pi-a", "Succeeded", "160")]),
-        ));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(watch_response(&[event(
-            "MODIFIED",
-            &pod("pi-a", "Succeeded", "210"),
-        )]));
-        (seen, handle)
-    });
+    let (exec, handle) = connect().await;
+    let server = serve_in_order(
+        handle,
+        vec![
+            json_response(200, &pod_list("100", &[pod("pi-a", "Running", "90")])),
+            status_response(410, "Expired", "too old resource version: 100 (150)"),
+            json_response(200, &pod_list("200", &[pod("pi-a", "Succeeded", "160")])),
+            watch_response(&[event("MODIFIED", &pod("pi-a", "Succeeded", "210"))]),
+        ],
+    );
 
     let mut stream = exec.watch(&selector()).await.unwrap();
     let (items, errors) = take(&mut stream, 4).await;
@@ -779,26 +755,15 @@ async fn a_410_status_answering_the_watch_request_lists_again() {
 #[tokio::test(start_paused = true)]
 async fn a_watch_request_failing_otherwise_is_retried_at_the_same_version() {
     // Any other failed start (here a 500) keeps the version: no list in between.
-    let (exec, mut handle) = connect().await;
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list("100", &[pod("pi-a", "Running", "90")]),
-        ));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(status_response(500, "InternalError", "etcd is down"));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(watch_response(&[event(
-            "MODIFIED",
-            &pod("pi-a", "Succeeded", "160"),
-        )]));
-        (seen, handle)
-    });
+    let (exec, handle) = connect().await;
+    let server = serve_in_order(
+        handle,
+        vec![
+            json_response(200, &pod_list("100", &[pod("pi-a", "Running", "90")])),
+            status_response(500, "InternalError", "etcd is down"),
+            watch_response(&[event("MODIFIED", &pod("pi-a", "Succeeded", "160"))]),
+        ],
+    );
 
     let mut stream = exec.watch(&selector()).await.unwrap();
     let (items, _errors) = take(&mut stream, 3).await;
@@ -819,23 +784,15 @@ async fn a_watch_request_failing_otherwise_is_retried_at_the_same_version() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_watch_list_is_reported_and_listed_again() {
-    let (exec, mut handle) = connect().await;
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(status_response(429, "TooManyRequests", "slow down"));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(text_response(503, "no healthy upstream"));
-        let (request, reply) = next_request(&mut handle).await;
-        seen.push(request);
-        reply.send_response(json_response(
-            200,
-            &pod_list("100", &[pod("pi-a", "Failed", "90")]),
-        ));
-        (seen, handle)
-    });
+    let (exec, handle) = connect().await;
+    let server = serve_in_order(
+        handle,
+        vec![
+            status_response(429, "TooManyRequests", "slow down"),
+            text_response(503, "no healthy upstream"),
+            json_response(200, &pod_list("100", &[pod("pi-a", "Failed", "90")])),
+        ],
+    );
 
     let mut stream = exec.watch(&selector()).await.unwrap();
     let (items, errors) = take(&mut stream, 3).await;
